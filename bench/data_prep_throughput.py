@@ -1,0 +1,191 @@
+"""Throughput of the pre-training data builder against the plain-Python reference algorithm.
+
+Builds the same corpus (RECIPE.md "Data preparation": tokenize + pack + write TFRecords) with
+- the reference: tests/reference/bert_tokenizer.py (plain-Python BERT tokenizer, line by line),
+  tests/reference/example_builder.py (plain-Python packing) and one tf.train.Example per example
+  written with tf.io.TFRecordWriter, in one process, as the reference code does;
+- this project with --num_processes=1 and with --num_processes=2;
+and prints wordpieces per second for each and the ratios.
+
+Two figures per run of the project:
+- cold: one build of the corpus, timed from the call (tokenizer built from scratch, worker
+  processes started, TensorFlow imported in them): what a user waits for on this corpus;
+- steady: the marginal rate, (wordpieces of K copies - of 1 copy) / (time of K copies - time
+  of 1 copy), which cancels the fixed start-up costs: the throughput on a real-size corpus.
+The reference has no start-up worth measuring (a vocabulary read), so its rate is one figure.
+Targets (issue 2): >= 10x the reference on 2 processes, >= 1.7x from 1 to 2 processes.
+On a shared machine look at the load average printed with the results, and at the CPU seconds.
+
+Usage: python bench/data_prep_throughput.py [--corpus=FILE --vocab=FILE] [--copies=K]
+The default corpus is the demo Wikipedia corpus (`python -m data_prep.fetch_demo_data`), or a
+generated one when it is absent.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import flags  # noqa: E402
+
+from electra_tf import cli  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("corpus", None, "Text corpus (one sentence per line, blank line between "
+                    "documents). Default: the demo Wikipedia corpus, else a generated one.")
+flags.DEFINE_string("vocab", None, "WordPiece vocabulary for --corpus.")
+flags.DEFINE_integer("copies", 4, "K: the steady rate compares builds of the corpus and of K "
+                     "copies of it (K >= 2).")
+flags.DEFINE_integer("max_seq_length", 128, "Example length.")
+flags.DEFINE_integer("num_out_files", 16, "Shards written by the project's runs.")
+flags.DEFINE_bool("reference", True, "Also time the plain-Python reference (slow).")
+
+DEMO_CORPUS = REPO / ".cache" / "demo_data" / "wiki" / "summaries_en-us.txt"
+DEMO_VOCAB = REPO / ".cache" / "demo_data" / "vocab" / "vocab.txt"
+
+
+def corpus_and_vocab(workdir: Path) -> tuple:
+    if FLAGS.corpus:
+        if not FLAGS.vocab:
+            raise cli.UserError("--corpus needs --vocab")
+        corpus, vocab = Path(FLAGS.corpus), Path(FLAGS.vocab)
+    elif DEMO_CORPUS.exists() and DEMO_VOCAB.exists():
+        corpus, vocab = DEMO_CORPUS, DEMO_VOCAB
+    else:
+        from tests.data_prep import corpus_fixtures
+
+        print("demo corpus not found (python -m data_prep.fetch_demo_data); generating one")
+        corpus = corpus_fixtures.write_corpus(workdir / "generated.txt", 9000, seed=0)
+        vocab = corpus_fixtures.write_vocab(workdir / "vocab.txt")
+    if FLAGS.copies < 2:
+        raise cli.UserError("--copies must be at least 2")
+    repeated = workdir / "copies.txt"
+    text = corpus.read_bytes()
+    repeated.write_bytes(b"\n\n".join([text.rstrip(b"\n")] * FLAGS.copies) + b"\n")
+    return corpus, repeated, vocab
+
+
+def cpu_seconds() -> float:
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def run_reference(corpus: Path, vocab: Path, output: Path) -> dict:
+    from data_prep import build
+    from tests.reference.bert_tokenizer import BertTokenizer
+    from tests.reference.example_builder import (ReferenceExampleBuilder, file_lines,
+                                                 write_tfrecord)
+
+    tokenizer = BertTokenizer.from_file(str(vocab))
+    wordpieces = [0]
+
+    def tokenize(line):
+        ids = tokenizer.ids(line)
+        wordpieces[0] += len(ids)
+        return ids
+
+    builder = ReferenceExampleBuilder(tokenize, FLAGS.max_seq_length, tokenizer.index["[CLS]"],
+                                      tokenizer.index["[SEP]"], build.shard_rng(0, 0))
+
+    def examples():
+        for line in file_lines(str(corpus)):
+            example = builder.add_line(line)
+            if example:
+                yield example
+        example = builder.add_line("")
+        if example:
+            yield example
+
+    write_tfrecord(str(output / "reference.tfrecord"), examples())
+    return {"wordpieces": wordpieces[0]}
+
+
+def run_project(corpus: Path, vocab: Path, output: Path, processes: int) -> dict:
+    from data_prep import build
+
+    build._cached_tokenizer.cache_clear()  # a cold start, like a fresh command
+    info = build.build(build.BuildOptions(
+        output_dir=str(output), corpus_files=(str(corpus),), vocab_file=str(vocab),
+        max_seq_length=FLAGS.max_seq_length, num_processes=processes,
+        num_out_files=FLAGS.num_out_files), log=lambda message: None)
+    return {"wordpieces": info["corpus_wordpieces"]}
+
+
+def timed(function, *args) -> dict:
+    cpu, wall = cpu_seconds(), time.monotonic()
+    result = function(*args)
+    result["wall_s"] = time.monotonic() - wall
+    result["cpu_s"] = cpu_seconds() - cpu
+    result["tokens_per_s"] = result["wordpieces"] / result["wall_s"]
+    return result
+
+
+def main(argv):
+    del argv
+    import tensorflow  # noqa: F401  (imported once, outside the timings)
+
+    workdir = Path(tempfile.mkdtemp(prefix="electra_bench_"))
+    try:
+        corpus, copies, vocab = corpus_and_vocab(workdir)
+        print(f"corpus: {corpus} ({corpus.stat().st_size / 1e6:.1f} MB; steady rates from it "
+              f"and {FLAGS.copies} copies of it), vocab: {vocab}, max_seq_length "
+              f"{FLAGS.max_seq_length}, {os.cpu_count()} CPUs, load average "
+              f"{os.getloadavg()[0]:.1f}")
+        rates = {}
+        for processes in (1, 2):
+            name = f"project, {processes} process{'es' if processes > 1 else ''}"
+            one = timed(run_project, corpus, vocab, workdir / "out1", processes)
+            many = timed(run_project, copies, vocab, workdir / "outK", processes)
+            for output in ("out1", "outK"):
+                shutil.rmtree(workdir / output)
+            steady = ((many["wordpieces"] - one["wordpieces"]) /
+                      max(1e-9, many["wall_s"] - one["wall_s"]))
+            steady_cpu = ((many["wordpieces"] - one["wordpieces"]) /
+                          max(1e-9, many["cpu_s"] - one["cpu_s"]))
+            rates[name] = {"cold": one["tokens_per_s"], "steady": steady,
+                           "steady_cpu": steady_cpu, "wordpieces": one["wordpieces"]}
+            print(_row(f"{name}, cold", one))
+            print(_row(f"{name}, {FLAGS.copies} copies", many))
+            print(f"{name}: steady {steady:,.0f} wordpieces/s, {steady_cpu:,.0f} wordpieces "
+                  f"per CPU second", flush=True)
+        if FLAGS.reference:
+            (workdir / "reference").mkdir()
+            reference = timed(run_reference, corpus, vocab, workdir / "reference")
+            print(_row("reference (plain Python)", reference))
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+        one, two = rates["project, 1 process"], rates["project, 2 processes"]
+        print(f"1 -> 2 processes: cold {two['cold'] / one['cold']:.2f}x, steady "
+              f"{two['steady'] / one['steady']:.2f}x (target >= 1.7x)")
+        if FLAGS.reference:
+            if reference["wordpieces"] != one["wordpieces"]:
+                print(f"WARNING: the reference tokenized {reference['wordpieces']:,} wordpieces, "
+                      f"the project {one['wordpieces']:,}")
+            reference_cpu = reference["wordpieces"] / reference["cpu_s"]
+            print(f"CPU cost (robust to a busy machine): reference {reference_cpu:,.0f} "
+                  f"wordpieces per CPU second; project steady "
+                  f"{one['steady_cpu'] / reference_cpu:.1f}x that (1 process)")
+            for name, rate in rates.items():
+                print(f"{name} vs reference: cold {rate['cold'] / reference['tokens_per_s']:.1f}x,"
+                      f" steady {rate['steady'] / reference['tokens_per_s']:.1f}x"
+                      f"{' (target >= 10x)' if '2' in name else ''}")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _row(name: str, result: dict) -> str:
+    return (f"{name:36s} {result['wordpieces']:>11,} wordpieces  {result['wall_s']:7.1f} s wall"
+            f"  {result['cpu_s']:7.1f} s CPU  {result['tokens_per_s']:>10,.0f} wordpieces/s")
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,129 @@
+"""Output heads of the ELECTRA recipe.
+
+Pre-training: the generator's masked-LM head (dense(E, gelu) -> LayerNorm -> tied
+word_embeddings^T + output_bias, evaluated only at the masked positions) and the discriminator's
+replaced-token head (dense(H, gelu) -> dense_1(1)). Their variables end with the TF1 names
+`generator_predictions/{dense/*, LayerNorm/*, output_bias}` and
+`discriminator_predictions/{dense/*, dense_1/*}`. As in the reference, `dense_1` keeps TF1's
+default glorot-uniform kernel initializer; every other kernel uses truncated normal 0.02.
+
+Fine-tuning: the recipe's classification head (dropout 0.1 + dense on the [CLS] vector), a
+per-token tagging head and a span head (start/end logits per token plus an answerability logit
+from [CLS]). All heads return float32 logits so losses run in float32 under mixed precision.
+"""
+
+import keras
+from keras import ops
+
+from electra_tf.modeling import common
+
+
+class GeneratorHead(keras.layers.Layer):
+    """Generator hidden states at masked positions [B, N, Hg] -> vocabulary logits [B, N, V]."""
+
+    def __init__(self, config, input_size: int, name: str = "generator_predictions", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.config = config
+        self.input_size = input_size
+        self.dense = common.dense(config.embedding_size, config, "dense", activation=common.gelu)
+        self.layer_norm = common.layer_norm(config)
+        self.build()
+
+    def build(self, input_shape=None):
+        self.dense.build((None, None, self.input_size))
+        self.layer_norm.build((None, None, self.config.embedding_size))
+        self.output_bias = self.add_weight(
+            name="output_bias", shape=(self.config.vocab_size,), initializer="zeros")
+
+    def call(self, hidden, word_embeddings):
+        """`word_embeddings` is the shared [V, E] table (the tied output embedding)."""
+        hidden = self.layer_norm(self.dense(hidden))
+        table = ops.cast(word_embeddings, self.compute_dtype)
+        logits = ops.einsum("bne,ve->bnv", hidden, table)
+        return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
+
+
+class DiscriminatorHead(keras.layers.Layer):
+    """Discriminator sequence output [B, T, H] -> replaced-token logits [B, T]."""
+
+    def __init__(self, config, name: str = "discriminator_predictions", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.config = config
+        self.dense = common.dense(config.hidden_size, config, "dense", activation=common.gelu)
+        self.dense_1 = common.dense(1, config, "dense_1",
+                                    kernel_initializer=keras.initializers.GlorotUniform())
+        self.build()
+
+    def build(self, input_shape=None):
+        shape = (None, None, self.config.hidden_size)
+        self.dense.build(shape)
+        self.dense_1.build(shape)
+
+    def call(self, sequence_output):
+        logits = self.dense_1(self.dense(sequence_output))
+        return ops.cast(ops.squeeze(logits, -1), "float32")
+
+
+class _DenseOnFeatures(keras.layers.Layer):
+    """Dropout (stateless, head site) + dense with the recipe's initializer, float32 logits."""
+
+    def __init__(self, config, units: int, name: str, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.config = config
+        self.dense = common.dense(units, config, "dense")
+
+    def build(self, input_shape=None):
+        self.dense.build((None, self.config.hidden_size))
+
+    def project(self, features, training, dropout_seed):
+        features = common.dropout(features, self.config.hidden_dropout_prob, training,
+                                  dropout_seed, common.HEAD_SITE)
+        return ops.cast(self.dense(features), "float32")
+
+
+class ClassificationHead(_DenseOnFeatures):
+    """sequence_output [B, T, H] -> logits [B, num_labels] from the [CLS] vector."""
+
+    def __init__(self, config, num_labels: int, name: str = "classifier", **kwargs):
+        super().__init__(config, num_labels, name=name, **kwargs)
+        self.build()
+
+    def call(self, sequence_output, training=False, dropout_seed=None):
+        return self.project(sequence_output[:, 0], training, dropout_seed)
+
+
+class TaggingHead(_DenseOnFeatures):
+    """sequence_output [B, T, H] -> per-token logits [B, T, num_labels]."""
+
+    def __init__(self, config, num_labels: int, name: str = "tagger", **kwargs):
+        super().__init__(config, num_labels, name=name, **kwargs)
+        self.build()
+
+    def call(self, sequence_output, training=False, dropout_seed=None):
+        return self.project(sequence_output, training, dropout_seed)
+
+
+class SpanHead(_DenseOnFeatures):
+    """sequence_output [B, T, H] -> {"start_logits", "end_logits": [B, T],
+    "answerable_logits": [B]}.
+
+    Start/end share one dense(2) over every token; the answerability logit comes from a separate
+    dense(1) on the [CLS] vector. Padding is not masked here: the task masks the logits with its
+    own notion of valid answer positions (e.g. context tokens only).
+    """
+
+    def __init__(self, config, name: str = "span", **kwargs):
+        super().__init__(config, 2, name=name, **kwargs)
+        self.answerable = common.dense(1, config, "answerable")
+        self.build()
+
+    def build(self, input_shape=None):
+        super().build(input_shape)
+        self.answerable.build((None, self.config.hidden_size))
+
+    def call(self, sequence_output, training=False, dropout_seed=None):
+        start_end = self.project(sequence_output, training, dropout_seed)
+        cls = common.dropout(sequence_output[:, 0], self.config.hidden_dropout_prob, training,
+                             dropout_seed, common.HEAD_SITE + 1)
+        return {"start_logits": start_end[..., 0], "end_logits": start_end[..., 1],
+                "answerable_logits": ops.cast(ops.squeeze(self.answerable(cls), -1), "float32")}

@@ -1,0 +1,322 @@
+"""Throughput of the ELECTRA pre-training step (issue 3, "Speed"): sequences/s, achieved GFLOP/s
+and the fraction of this machine's measured dense-matmul peak.
+
+    python bench/train_throughput.py [--model_size=small] [--batch_size=8] [--seq_length=128]
+        [--steps=3] [--warmup_steps=1] [--precisions=float32,mixed_bfloat16] [--jit=false,true]
+
+1. Peak: a chain of large square tf.matmul products (float32, bfloat16), timed best-of-3; this is
+   the ceiling the model's matmuls could reach here, not the vendor's figure.
+2. For each precision x jit setting, the training loop's own step (electra_tf.training.loop's
+   Trainer over ElectraPretrainer with the recipe's optimizer: masking, generator, sampling,
+   discriminator, backward, gradient clipping, AdamW update) on synthetic full-length batches:
+   `--warmup_steps` steps absorb tracing and XLA compilation, then `--steps` steps run inside one
+   tf.function, as Trainer.train runs them between two reports.
+Each measurement runs in a fresh process with a time limit (`--setting_timeout`): XLA:CPU can take
+many minutes to compile the bfloat16 step, and a setting that runs out of time is reported as such
+instead of stalling the table. On a shared CPU, wall-clock rates follow the other processes' load,
+so the table also gives the fraction of peak per second of this process's CPU time (spin-waiting
+included), which shows the efficiency regardless of the load.
+
+FLOPs are counted analytically from the matmuls only (softmax, LayerNorm, GELU, dropout and
+sampling noise, gathers and the optimizer's elementwise work are not counted), per sequence of
+length T:
+  encoder layer (hidden H, FFN F):   8 T H^2 (Q, K, V, output) + 4 T^2 H (QK^T, AV) + 4 T H F
+  embeddings_project (E != H):       2 T E H
+  discriminator head:                2 T H^2 + 2 T H
+  generator head at N = max_predictions_per_seq masked slots (generator hidden h, vocab V):
+                                     2 N h E + 2 N E V
+  training step = 3 x forward (the backward pass computes gradients w.r.t. inputs and weights,
+  2 x forward), over both towers.
+"""
+
+import json
+import multiprocessing
+import os
+import queue
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import flags  # noqa: E402
+
+from electra_tf.cli import UserError, run  # noqa: E402
+from electra_tf.config import PRESETS, preset  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_size", "small", f"Model preset: {', '.join(sorted(PRESETS))}.")
+flags.DEFINE_integer("batch_size", 8, "Sequences per training step.")
+flags.DEFINE_integer("seq_length", 128, "Sequence length.")
+flags.DEFINE_integer("steps", 3, "Timed training steps per setting (inside one tf.function).")
+flags.DEFINE_integer("warmup_steps", 1, "Untimed steps first (tracing, XLA compilation).")
+flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"],
+                  "Keras mixed-precision policies to time: float32, mixed_bfloat16, "
+                  "mixed_float16.")
+flags.DEFINE_list("jit", ["false", "true"], "jit_compile settings to time.")
+flags.DEFINE_integer("setting_timeout", 60, "Seconds allowed to each setting (process start, "
+                     "model build, compilation, warmup and timed steps).")
+flags.DEFINE_integer("peak_size", 0, "Side of the square matrices of the peak measurement "
+                     "(0: 2048 on CPU, 8192 on GPU).")
+flags.DEFINE_integer("intra_op_threads", 0, "TensorFlow intra-op threads (0: TF's default).")
+flags.DEFINE_integer("inter_op_threads", 0, "TensorFlow inter-op threads (0: TF's default).")
+flags.DEFINE_string("output_json", "", "Also write the results here as JSON.")
+
+PEAK_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
+# BERT-uncased ids of the special tokens the objective needs.
+CLS_ID, SEP_ID, MASK_ID = 101, 102, 103
+
+
+def encoder_flops(seq: int, hidden: int, ffn: int, layers: int) -> int:
+    return layers * (8 * seq * hidden ** 2 + 4 * seq ** 2 * hidden + 4 * seq * hidden * ffn)
+
+
+def training_flops_per_sequence(config) -> int:
+    """Matmul FLOPs of one training step per sequence (see the module docstring)."""
+    seq, emb = config.max_seq_length, config.embedding_size
+    gen = config.generator_config()
+    forward = 0
+    for tower in (config, gen):
+        forward += encoder_flops(seq, tower.hidden_size, tower.intermediate_size,
+                                 tower.num_hidden_layers)
+        if emb != tower.hidden_size:
+            forward += 2 * seq * emb * tower.hidden_size
+    forward += 2 * seq * config.hidden_size ** 2 + 2 * seq * config.hidden_size
+    slots = config.max_predictions_per_seq
+    forward += 2 * slots * gen.hidden_size * emb + 2 * slots * emb * config.vocab_size
+    return 3 * forward
+
+
+# ------------------------------------------------------------ measurements (child processes)
+def import_tensorflow(threads: tuple):
+    import tensorflow as tf
+
+    intra, inter = threads
+    if intra:
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+    if inter:
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+    return tf
+
+
+def measure_peaks(report, dtypes: list, size: int, threads: tuple, chain: int = 8) -> dict:
+    """{dtype: (GFLOP/s, GFLOP per CPU-second)}: best of 3 runs of `chain` dependent size^3
+    matmuls in one tf.function."""
+    tf = import_tensorflow(threads)
+    gpus = tf.config.list_physical_devices("GPU")
+    device = (tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+              if gpus else f"CPU x{os.cpu_count()}")
+    size = size or (8192 if gpus else 2048)
+    report("phase", "peak")
+    peaks = {}
+    for dtype in dtypes:
+        a = tf.cast(tf.random.normal((size, size), stddev=size ** -0.5), dtype)
+        b = tf.cast(tf.random.normal((size, size), stddev=size ** -0.5), dtype)
+
+        @tf.function
+        def products(a, b):
+            for _ in range(chain):
+                a = tf.matmul(a, b)
+            return tf.reduce_sum(tf.cast(a, tf.float32))
+
+        products(a, b).numpy()
+        best_wall = best_cpu = float("inf")
+        for _ in range(3):
+            wall, cpu = time.perf_counter(), time.process_time()
+            products(a, b).numpy()
+            best_wall = min(best_wall, time.perf_counter() - wall)
+            best_cpu = min(best_cpu, time.process_time() - cpu)
+        gflop = 2 * size ** 3 * chain / 1e9
+        peaks[dtype] = (gflop / best_wall, gflop / best_cpu)
+    return {"device": device, "tensorflow": tf.__version__, "peak_size": size, "peaks": peaks}
+
+
+def synthetic_input_fn(tf, config, pool: int = 8):
+    """Full-length random sequences ([CLS] ... [SEP]), as the Trainer's train_input_fn."""
+
+    def input_fn(global_batch_size, input_context):
+        rows = global_batch_size // input_context.num_input_pipelines
+        count = pool * rows
+        ids = tf.random.stateless_uniform((count, config.max_seq_length), seed=(1, 2),
+                                          minval=999, maxval=config.vocab_size, dtype=tf.int32)
+        ids = tf.concat([tf.fill((count, 1), CLS_ID), ids[:, 1:-1], tf.fill((count, 1), SEP_ID)],
+                        axis=1)
+        features = {
+            "input_ids": ids,
+            "input_mask": tf.ones_like(ids),
+            "segment_ids": tf.zeros_like(ids),
+            "example_index": tf.range(count, dtype=tf.int64),
+        }
+        return (tf.data.Dataset.from_tensor_slices(features)
+                .batch(rows, drop_remainder=True).cache().repeat())
+
+    return input_fn
+
+
+def time_setting(report, config_values: dict, precision: str, jit: bool, batch_size: int,
+                 steps: int, warmup_steps: int, threads: tuple) -> dict:
+    tf = import_tensorflow(threads)
+    from electra_tf.config import ElectraConfig
+    from electra_tf.pretraining.objective import ElectraPretrainer
+    from electra_tf.training.distribute import create_strategy
+    from electra_tf.training.loop import Trainer
+    from electra_tf.training.optimization import create_optimizer
+
+    config = ElectraConfig.from_dict(config_values)
+    report("phase", "model build")
+    with tempfile.TemporaryDirectory() as model_dir:
+        trainer = Trainer(
+            strategy=create_strategy("one_device"),
+            model_fn=lambda: ElectraPretrainer(config, seed=0, mask_id=MASK_ID, cls_id=CLS_ID,
+                                               sep_id=SEP_ID),
+            # The loop sums and clips the gradients itself (it reports their norm).
+            optimizer_fn=lambda: create_optimizer("adamw", 5e-4, 1_000_000, 10_000,
+                                                  clip_norm=None,
+                                                  skip_gradients_aggregation=True),
+            train_input_fn=synthetic_input_fn(tf, config),
+            model_dir=model_dir, train_batch_size=batch_size, jit_compile=jit,
+            mixed_precision=precision, steps_per_loop=steps, save_checkpoints_steps=0,
+            log_fn=lambda line: None)
+
+        def run_steps(count: int) -> tuple:
+            # The loop's compiled multi-step function: what Trainer.train runs between reports.
+            wall, cpu = time.perf_counter(), time.process_time()
+            _, done, diverged = trainer._train_loop_fn(trainer._train_iterator,
+                                                       tf.constant(count, tf.int32))
+            if int(done) != count or bool(diverged):
+                raise RuntimeError("the loss became NaN or Inf")
+            return time.perf_counter() - wall, time.process_time() - cpu
+
+        report("phase", "tracing/compilation and warmup")
+        warmup, _ = run_steps(warmup_steps)
+        report("phase", "timed steps")
+        elapsed, cpu = run_steps(steps)
+    sequences = batch_size * steps
+    return {"warmup_s": warmup, "step_ms": 1000 * elapsed / steps,
+            "sequences_per_s": sequences / elapsed, "sequences_per_cpu_s": sequences / cpu}
+
+
+def _child(messages, function, kwargs):
+    def report(kind, value):
+        messages.put((kind, value))
+
+    try:
+        report("done", function(report, **kwargs))
+    except Exception as error:  # reported as the setting's status, the table goes on
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        report("error", f"{type(error).__name__}: {first_line}"[:200])
+
+
+def in_child_process(function, timeout: float, **kwargs) -> tuple:
+    """Runs function(report, **kwargs) in a fresh process: ("done", result), ("error", message)
+    or ("timeout", the phase it was in)."""
+    context = multiprocessing.get_context("spawn")
+    messages = context.Queue()
+    process = context.Process(target=_child, args=(messages, function, kwargs), daemon=True)
+    process.start()
+    deadline = time.monotonic() + timeout
+    phase = "process start"
+    try:
+        while time.monotonic() < deadline:
+            alive = process.is_alive()
+            try:
+                kind, value = messages.get(timeout=1.0)
+            except queue.Empty:
+                if not alive:  # dead before the wait began, and nothing was left queued
+                    return "error", f"the process died (exit code {process.exitcode}) in {phase}"
+                continue
+            if kind != "phase":
+                return kind, value
+            phase = value
+        return "timeout", phase
+    finally:
+        process.kill()
+        process.join()
+
+
+# --------------------------------------------------------------------------------- table
+def parse_jit(values) -> list:
+    settings = []
+    for value in values:
+        if value.lower() not in ("true", "false", "1", "0", "on", "off"):
+            raise UserError(f"--jit: {value!r} is not true or false")
+        settings.append(value.lower() in ("true", "1", "on"))
+    return settings
+
+
+def main(argv):
+    del argv
+    for name in FLAGS.precisions:
+        if name not in PEAK_DTYPE:
+            raise UserError(f"--precisions: {name!r} is not one of {', '.join(PEAK_DTYPE)}")
+    jit_settings = parse_jit(FLAGS.jit)
+    if min(FLAGS.batch_size, FLAGS.steps, FLAGS.warmup_steps, FLAGS.setting_timeout) < 1:
+        raise UserError("--batch_size, --steps, --warmup_steps and --setting_timeout must be "
+                        ">= 1")
+    if FLAGS.model_size not in PRESETS:
+        raise UserError(f"--model_size={FLAGS.model_size!r} is not one of "
+                        f"{', '.join(sorted(PRESETS))}")
+    config = preset(FLAGS.model_size, max_seq_length=FLAGS.seq_length)
+    try:
+        config.validate()
+    except ValueError as error:
+        raise UserError(f"--seq_length={FLAGS.seq_length}: {error}") from None
+    threads = (FLAGS.intra_op_threads, FLAGS.inter_op_threads)
+    flops = training_flops_per_sequence(config)
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    dtypes = sorted({PEAK_DTYPE[p] for p in FLAGS.precisions})
+    kind, machine = in_child_process(measure_peaks, max(120, FLAGS.setting_timeout),
+                                     dtypes=dtypes, size=FLAGS.peak_size, threads=threads)
+    if kind != "done":
+        raise UserError(f"the matmul peak measurement failed ({kind}: {machine})")
+    say(f"device: {machine['device']}; TensorFlow {machine['tensorflow']}; "
+        f"load average {os.getloadavg()[0]:.1f}; threads intra={threads[0] or 'default'} "
+        f"inter={threads[1] or 'default'}")
+    peaks = machine["peaks"]
+    for dtype, (wall, cpu) in peaks.items():
+        say(f"matmul peak {dtype} ({machine['peak_size']}^3): {wall:,.0f} GFLOP/s "
+            f"({cpu:,.0f} per CPU-second)")
+    say(f"ELECTRA-{FLAGS.model_size}, seq {FLAGS.seq_length}, batch {FLAGS.batch_size}: "
+        f"{flops / 1e9:.2f} GFLOP per sequence per training step (matmuls, 3 x forward)")
+    say(f"{'precision':<15} {'jit':<5} {'seq/s':>9} {'step ms':>9} {'GFLOP/s':>9} "
+        f"{'of peak':>8} {'(cpu)':>6} {'warmup s':>9} {'load':>5}")
+    rows = []
+    for precision in FLAGS.precisions:
+        peak_wall, peak_cpu = peaks[PEAK_DTYPE[precision]]
+        for jit in jit_settings:
+            kind, result = in_child_process(
+                time_setting, FLAGS.setting_timeout, config_values=config.to_dict(),
+                precision=precision, jit=jit, batch_size=FLAGS.batch_size, steps=FLAGS.steps,
+                warmup_steps=FLAGS.warmup_steps, threads=threads)
+            row = {"precision": precision, "jit": jit, "load": os.getloadavg()[0]}
+            label = f"{precision:<15} {str(jit).lower():<5}"
+            if kind != "done":
+                row["status"] = (f"timed out after {FLAGS.setting_timeout}s in {result}"
+                                 if kind == "timeout" else result)
+                say(f"{label} {row['status']}")
+            else:
+                achieved = result["sequences_per_s"] * flops / 1e9
+                row.update(result, status="ok", gflops=achieved,
+                           fraction_of_peak=achieved / peak_wall,
+                           cpu_fraction_of_peak=result["sequences_per_cpu_s"] * flops / 1e9
+                           / peak_cpu)
+                say(f"{label} {row['sequences_per_s']:>9.1f} {row['step_ms']:>9.0f} "
+                    f"{achieved:>9,.0f} {row['fraction_of_peak']:>8.0%} "
+                    f"{row['cpu_fraction_of_peak']:>6.0%} {row['warmup_s']:>9.1f} "
+                    f"{row['load']:>5.1f}")
+            rows.append(row)
+    if FLAGS.output_json:
+        report = dict(machine, model_size=FLAGS.model_size, batch_size=FLAGS.batch_size,
+                      seq_length=FLAGS.seq_length, steps=FLAGS.steps,
+                      flops_per_sequence=flops, threads=threads, results=rows)
+        temporary = FLAGS.output_json + ".tmp"
+        with open(temporary, "w") as f:
+            json.dump(report, f, indent=2)
+        os.replace(temporary, FLAGS.output_json)
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)

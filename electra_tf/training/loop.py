@@ -1,0 +1,510 @@
+"""The training loop of the ELECTRA recipe, generic over models that follow the loss contract.
+
+It replaces the reference's TPUEstimator loop (train + periodic eval + checkpoints) with a
+tf.distribute custom loop, used by pre-training and fine-tuning alike.
+
+Trainer API
+-----------
+    trainer = Trainer(
+        strategy=strategy,                # from electra_tf.training.distribute.create_strategy
+        model_fn=lambda: model,           # called once under strategy.scope(), after the
+                                          # mixed-precision policy is set
+        optimizer_fn=lambda: optimizer,   # idem; wrapped in LossScaleOptimizer for mixed_float16
+        train_input_fn=fn,                # fn(global_batch_size, input_context) -> tf.data.Dataset
+        eval_input_fn=fn_or_None,         # idem (an infinite, deterministic stream for eval)
+        model_dir=path,
+        train_batch_size=256,             # global, across replicas and accumulation steps
+        eval_batch_size=256,              # global
+        seed=0, grad_accum_steps=1, steps_per_loop=100, jit_compile=False,
+        mixed_precision="float32",        # or "mixed_bfloat16", "mixed_float16"
+        clip_norm=1.0, save_checkpoints_steps=1000, keep_checkpoint_max=5,
+        init_checkpoint="",               # model-only restore when model_dir has no checkpoint
+        config=None,                      # dict kept as model_dir/config.json; a model_dir with
+                                          # a checkpoint of a different config is refused
+        example_summary_fn=None,          # fn(sample: {name: numpy row}) -> markdown, after evals
+        log_fn=None)                      # fn(str), where progress lines go (default: stderr)
+    result = trainer.train(num_train_steps, eval_every_steps=0, num_eval_steps=100)
+    # -> TrainResult(step, stopped_by_signal, eval_results, train_metrics); raises
+    #    TrainingDiverged (a UserError) when the loss turns NaN/Inf: nothing is saved after the
+    #    last good checkpoint.
+    metrics = trainer.evaluate(num_eval_steps)   # {"loss": .., metric names..., auc names...}
+    trainer.model, trainer.optimizer, trainer.step (tf.Variable), trainer.strategy
+
+Input functions return, for input pipeline p of P (P = number of workers), batches holding rows
+[p*b, (p+1)*b) of each global batch, b = global_batch_size / P, as a dict of tensors with a
+leading batch dimension (electra_tf.data.pretraining_dataset does this). The loop slices each
+worker's batch among its local replicas.
+
+The model contract: `outputs = model(features, training=..., dropout_seed=...)` returns
+`outputs["losses"] = {name: (sum, count, weight)}` (total loss = sum_k weight_k * sum_k /
+global_count_k, global counts all-reduced over replicas, so it equals the one-device loss of the
+same global batch), `outputs["metrics"] = {name: (sum, count)}` (reported as global sum / count),
+`outputs["auc"] = {name: (labels, scores in [0, 1], weights)}` (ROC AUC computed from 1,000-bin
+histograms of the scores, summed over replicas and steps), any other key: tensors [B, ...] that
+`example_summary_fn` receives (row 0 of replica 0 of the first eval batch) with the features.
+
+Per step, on every replica: dropout_seed = f(seed, step, replica id, micro-step); gradients of
+`grad_accum_steps` micro-batches are averaged (each micro-batch loss normalized by its own global
+counts, like Keras' gradient accumulation), all-reduced once, clipped to global norm `clip_norm`
+and applied. `steps_per_loop` steps run inside one tf.function.
+"""
+
+import dataclasses
+import json
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from electra_tf.cli import Progress, UserError
+from electra_tf.training import checkpoints, distribute, summaries
+
+AUC_BINS = 1000
+EVAL_RESULTS_FILE = "eval_results.json"
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or Inf; the run stops without saving a checkpoint."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    step: int
+    stopped_by_signal: bool
+    eval_results: dict
+    train_metrics: dict = dataclasses.field(default_factory=dict)  # of the first loop run
+
+
+def auc_from_histograms(positive: np.ndarray, negative: np.ndarray) -> float:
+    """ROC AUC = P(score of a positive > score of a negative), ties within a bin counted half."""
+    positive = np.asarray(positive, np.float64)
+    negative = np.asarray(negative, np.float64)
+    total = positive.sum() * negative.sum()
+    if total <= 0:
+        return float("nan")
+    negatives_below = np.cumsum(negative) - negative
+    return float(np.sum(positive * (negatives_below + 0.5 * negative)) / total)
+
+
+def _histograms(labels, scores, weights):
+    scores = tf.reshape(tf.cast(scores, tf.float32), [-1])
+    labels = tf.reshape(tf.cast(labels, tf.float32), [-1])
+    weights = tf.reshape(tf.cast(weights, tf.float32), [-1])
+    bins = tf.clip_by_value(tf.cast(scores * AUC_BINS, tf.int32), 0, AUC_BINS - 1)
+    positive = tf.math.unsorted_segment_sum(weights * labels, bins, AUC_BINS)
+    negative = tf.math.unsorted_segment_sum(weights * (1.0 - labels), bins, AUC_BINS)
+    return tf.stack([positive, negative])
+
+
+def _disable_gradient_all_reduce(optimizer) -> None:
+    """Stops Keras from summing the (already all-reduced) gradients over replicas again.
+
+    Keras 3's TF optimizer all-reduces gradients in `apply` when called in a replica context.
+    The loop must reduce them itself first, to clip by the global norm of the *summed*
+    gradient as the recipe does; a second sum would multiply them by the number of replicas.
+    tests/electra_tf/training/test_distribute.py checks the resulting update numerically.
+    """
+    inner = getattr(optimizer, "inner_optimizer", None)
+    for opt in (optimizer, inner):
+        if opt is not None:
+            opt._all_reduce_sum_gradients = lambda grads_and_vars: list(grads_and_vars)
+
+
+class Trainer:
+    """Custom tf.distribute training loop over the model contract (see the module docstring)."""
+
+    def __init__(self, *, strategy, model_fn, optimizer_fn, train_input_fn=None,
+                 eval_input_fn=None, model_dir: str, train_batch_size: int,
+                 eval_batch_size: int = 0, seed: int = 0, grad_accum_steps: int = 1,
+                 steps_per_loop: int = 100, jit_compile: bool = False,
+                 mixed_precision: str = "float32", clip_norm: float = 1.0,
+                 save_checkpoints_steps: int = 1000, keep_checkpoint_max: int = 5,
+                 init_checkpoint: str = "", config: dict = None, example_summary_fn=None,
+                 log_fn=None):
+        self.strategy = strategy
+        self.model_dir = model_dir
+        self.seed = int(seed)
+        self.grad_accum_steps = max(1, int(grad_accum_steps))
+        self.steps_per_loop = max(1, int(steps_per_loop))
+        self.save_checkpoints_steps = int(save_checkpoints_steps)
+        self.clip_norm = float(clip_norm)
+        self.example_summary_fn = example_summary_fn
+        self.log = log_fn or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.train_batch_size = int(train_batch_size)
+        self.eval_batch_size = int(eval_batch_size or train_batch_size)
+
+        self.num_replicas = strategy.num_replicas_in_sync
+        self.num_workers = distribute.num_workers(strategy)
+        self.worker = distribute.worker_index(strategy)
+        self.chief = distribute.is_chief(strategy)
+        self.local_replicas = self.num_replicas // self.num_workers
+        if self.train_batch_size % (self.num_replicas * self.grad_accum_steps):
+            raise UserError(f"--train_batch_size={self.train_batch_size} is not divisible by "
+                            f"{self.num_replicas} replicas x --grad_accum_steps="
+                            f"{self.grad_accum_steps}")
+        if self.eval_batch_size % self.num_replicas:
+            raise UserError(f"eval batch size {self.eval_batch_size} is not divisible by "
+                            f"{self.num_replicas} replicas")
+
+        if config is not None:
+            checkpoints.ensure_model_config(model_dir, config, write=self.chief)
+        # Seeds weight initialization and (with their op seeds) the input pipelines' shuffles:
+        # the same flags give the same model and data order on any strategy.
+        keras.utils.set_random_seed(self.seed)
+        self.summaries = summaries.SummaryWriters(model_dir, enabled=self.chief)
+
+        self._train_dataset = self._eval_dataset = None
+        if train_input_fn is not None:
+            self._train_dataset = self._worker_dataset(
+                train_input_fn, self.train_batch_size // self.grad_accum_steps,
+                self.grad_accum_steps)
+        if eval_input_fn is not None:
+            self._eval_dataset = self._worker_dataset(eval_input_fn, self.eval_batch_size, 1)
+
+        self._float16 = mixed_precision == "mixed_float16"
+        keras.mixed_precision.set_global_policy(mixed_precision)
+        with strategy.scope():
+            self.model = model_fn()
+            optimizer = optimizer_fn()
+            if self._float16:
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            self.optimizer = optimizer
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step",
+                                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            self._build_model()
+            self.optimizer.build(self.model.trainable_variables)
+        _disable_gradient_all_reduce(self.optimizer)
+
+        self._train_iterator = (iter(self._train_dataset) if self._train_dataset is not None
+                                else None)
+        self.checkpoints = checkpoints.CheckpointKeeper(
+            checkpoints.checkpoint_directory(model_dir, self.chief, self.worker),
+            keep_checkpoint_max,
+            iterator_key=("iterator" if self.num_workers == 1
+                          else f"iterator_{self.worker}_of_{self.num_workers}"),
+            iterator=self._train_iterator, state_directory=model_dir,
+            model=self.model, optimizer=self.optimizer, step=self.step)
+        self.resumed_from, self._input_restored = self.checkpoints.restore_latest()
+        if not self.resumed_from and init_checkpoint:
+            checkpoints.restore_model_weights(self.model, init_checkpoint)
+
+        replica_train = self._replica_train_step
+        replica_eval = self._replica_eval_step
+        if jit_compile:
+            replica_train = tf.function(replica_train, jit_compile=True)
+            replica_eval = tf.function(replica_eval, jit_compile=True)
+        self._replica_train = replica_train
+        self._replica_eval = replica_eval
+        self._train_loop_fn = tf.function(self._train_loop)
+        self._eval_fn = tf.function(self._eval_batch)
+
+    # ----------------------------------------------------------------------------- input
+    def _worker_dataset(self, input_fn, global_batch_size: int, accum: int) -> tf.data.Dataset:
+        context = tf.distribute.InputContext(
+            num_input_pipelines=self.num_workers, input_pipeline_id=self.worker,
+            num_replicas_in_sync=self.num_replicas)
+        dataset = input_fn(global_batch_size, context)
+        if accum > 1:
+            dataset = dataset.batch(accum, drop_remainder=True)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    def _distribute(self, batch, batch_axis: int):
+        """Splits this worker's batch among its local replicas (replica order = row order)."""
+        if self.num_replicas == 1:
+            return batch
+        offset = self.worker * self.local_replicas
+
+        def rows(context):
+            local = context.replica_id_in_sync_group - offset
+
+            def take(tensor):
+                size = tensor.shape[batch_axis] // self.local_replicas
+                begin = [0] * tensor.shape.rank
+                begin[batch_axis] = local * size
+                shape = tensor.shape.as_list()
+                shape[batch_axis] = size
+                return tf.slice(tensor, begin, shape)
+
+            return tf.nest.map_structure(take, batch)
+
+        return self.strategy.experimental_distribute_values_from_function(rows)
+
+    def _build_model(self) -> None:
+        """Creates the variables (needed before checkpoint restore and the optimizer build).
+
+        Runs the model once on zeros shaped like one replica's batch: reading a real batch
+        would consume a shuffle epoch of the (seeded) input and shift the training stream.
+        """
+        dataset = self._train_dataset if self._train_dataset is not None else self._eval_dataset
+        if dataset is None:
+            raise ValueError("Trainer needs train_input_fn or eval_input_fn")
+        skip = 1 if self.grad_accum_steps > 1 and dataset is self._train_dataset else 0
+
+        def zeros(spec):
+            shape = spec.shape.as_list()[skip:]
+            shape[0] = max(1, (shape[0] or 1) // self.local_replicas)
+            return tf.zeros(shape, spec.dtype)
+
+        outputs = self.model(tf.nest.map_structure(zeros, dataset.element_spec), training=False)
+        self._loss_names = sorted(outputs["losses"])
+        self._metric_names = sorted(outputs.get("metrics", {}))
+        self._auc_names = sorted(outputs.get("auc", {}))
+
+    # ------------------------------------------------------------------------ replica fns
+    def _dropout_seed(self, step, replica, micro):
+        key = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
+        key = tf.random.experimental.stateless_fold_in(
+            key, tf.cast(replica, tf.int64) * self.grad_accum_steps + tf.cast(micro, tf.int64))
+        return tf.random.stateless_uniform([2], seed=key, minval=None, maxval=None,
+                                           dtype=tf.int32)
+
+    def _all_reduce(self, values):
+        if self.num_replicas == 1:
+            return values
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM,
+                                                              values)
+
+    def _statistics(self, outputs):
+        """Replica-local loss and the globally reduced statistics of one (micro-)batch."""
+        f32 = lambda x: tf.cast(x, tf.float32)  # noqa: E731
+        local = {
+            "loss_sums": {k: f32(outputs["losses"][k][0]) for k in self._loss_names},
+            "loss_counts": {k: f32(outputs["losses"][k][1]) for k in self._loss_names},
+            "metrics": {k: tf.stack([f32(v) for v in outputs["metrics"][k]])
+                        for k in self._metric_names},
+            "auc": {k: _histograms(*outputs["auc"][k]) for k in self._auc_names},
+        }
+        reduced = self._all_reduce(tf.nest.map_structure(tf.stop_gradient, local))
+        loss = tf.constant(0.0)
+        reported = tf.constant(0.0)
+        for k in self._loss_names:
+            weight = tf.cast(outputs["losses"][k][2], tf.float32)
+            count = tf.maximum(reduced["loss_counts"][k], 1.0)
+            loss += weight * local["loss_sums"][k] / count
+            reported += weight * reduced["loss_sums"][k] / count
+        stats = {"loss": reported, "metrics": reduced["metrics"], "auc": reduced["auc"]}
+        return loss, stats
+
+    def _zero_stats(self):
+        return {"loss": tf.constant(0.0),
+                "metrics": {k: tf.zeros([2]) for k in self._metric_names},
+                "auc": {k: tf.zeros([2, AUC_BINS]) for k in self._auc_names}}
+
+    def _micro_step(self, features, dropout_seed, variables):
+        with tf.GradientTape() as tape:
+            outputs = self.model(features, training=True, dropout_seed=dropout_seed)
+            loss, stats = self._statistics(outputs)
+            scaled = self.optimizer.scale_loss(loss) if self._float16 else loss
+        grads = tape.gradient(scaled, variables)
+        return [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                for g, v in zip(grads, variables)], stats
+
+    def _replica_train_step(self, features, step):
+        context = tf.distribute.get_replica_context()
+        replica = context.replica_id_in_sync_group
+        variables = self.model.trainable_variables
+        accum = self.grad_accum_steps
+        if accum == 1:
+            grads, stats = self._micro_step(features, self._dropout_seed(step, replica, 0),
+                                            variables)
+        else:
+            grads = [tf.zeros_like(v) for v in variables]
+            stats = self._zero_stats()
+            for micro in tf.range(accum):
+                micro_features = tf.nest.map_structure(lambda t: t[micro], features)
+                micro_grads, micro_stats = self._micro_step(
+                    micro_features, self._dropout_seed(step, replica, micro), variables)
+                grads = [g + m for g, m in zip(grads, micro_grads)]
+                stats = tf.nest.map_structure(tf.add, stats, micro_stats)
+            grads = [g / accum for g in grads]
+            stats["loss"] = stats["loss"] / accum
+        grads = self._all_reduce(grads)
+        if self._float16:
+            # Clip the true gradient; the loss-scale optimizer divides by the (power-of-two)
+            # scale again, exactly, and skips the step when the scaled gradients overflowed.
+            scale = tf.cast(self.optimizer.dynamic_scale, tf.float32)
+            grads = [g / scale for g in grads]
+        clipped, norm = tf.clip_by_global_norm(grads, self.clip_norm)
+        if self._float16:
+            clipped = [g * scale for g in clipped]
+        self.optimizer.apply(clipped, variables)
+        finite = tf.math.is_finite(stats["loss"])
+        if not self._float16:
+            finite = tf.logical_and(finite, tf.math.is_finite(norm))
+        stats["grad_norm"] = norm
+        stats["finite"] = finite
+        return stats
+
+    def _replica_eval_step(self, features):
+        outputs = self.model(features, training=False)
+        _, stats = self._statistics(outputs)
+        known = {"losses", "metrics", "auc"}
+        sample = {k: v[0] for k, v in features.items()}
+        sample.update({k: v[0] for k, v in outputs.items()
+                       if k not in known and isinstance(v, tf.Tensor) and v.shape.rank})
+        return stats, sample
+
+    # ------------------------------------------------------------------------- tf.functions
+    def _train_loop(self, iterator, num_steps):
+        """Runs up to num_steps steps; stops early (without counting it) at a non-finite step."""
+        batch_axis = 1 if self.grad_accum_steps > 1 else 0
+        totals = self._zero_stats()
+        totals["grad_norm"] = tf.constant(0.0)
+        done = tf.constant(0, tf.int32)
+        diverged = tf.constant(False)
+        for _ in tf.range(num_steps):
+            batch = self._distribute(next(iterator), batch_axis)
+            step = self.step.read_value()
+            result = self.strategy.run(self._replica_train, args=(batch, step))
+            result = tf.nest.map_structure(
+                lambda v: self.strategy.experimental_local_results(v)[0], result)
+            if not result.pop("finite"):
+                diverged = tf.constant(True)
+                break
+            self.step.assign_add(1)
+            totals = tf.nest.map_structure(tf.add, totals, result)
+            done += 1
+        return totals, done, diverged
+
+    def _eval_batch(self, batch):
+        result = self.strategy.run(self._replica_eval, args=(self._distribute(batch, 0),))
+        return tf.nest.map_structure(
+            lambda v: self.strategy.experimental_local_results(v)[0], result)
+
+    # --------------------------------------------------------------------------- reporting
+    def _report(self, totals: dict, count: int) -> dict:
+        count = max(count, 1)
+        values = {"loss": float(totals["loss"]) / count}
+        for name in self._metric_names:
+            total, n = np.asarray(totals["metrics"][name], np.float64)
+            values[name] = total / n if n else 0.0  # like tf.metrics: precision of none = 0
+        for name in self._auc_names:
+            positive, negative = np.asarray(totals["auc"][name])
+            values[name] = auc_from_histograms(positive, negative)
+        if "grad_norm" in totals:
+            values["gradient_norm"] = float(totals["grad_norm"]) / count
+        return values
+
+    def _learning_rate(self) -> float:
+        return float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
+
+    # ------------------------------------------------------------------------------ public
+    def evaluate(self, num_eval_steps: int) -> dict:
+        """Metrics over the first num_eval_steps batches of the eval stream (same every time)."""
+        if self._eval_dataset is None:
+            return {}
+        totals, sample = None, None
+        for batch in self._eval_dataset.take(num_eval_steps):
+            stats, row = self._eval_fn(batch)
+            stats = tf.nest.map_structure(lambda t: t.numpy(), stats)
+            if totals is None:
+                totals, sample = stats, {k: v.numpy() for k, v in row.items()}
+            else:
+                totals = tf.nest.map_structure(np.add, totals, stats)
+        results = self._report(totals, num_eval_steps)
+        step = int(self.step.numpy())
+        self.summaries.scalars("eval", step, results)
+        if self.example_summary_fn is not None and self.chief:
+            self.summaries.text("eval", step, "example", self.example_summary_fn(sample))
+        self._write_eval_results(step, results)
+        self.log(f"eval at step {step}: " + _format_values(results))
+        return results
+
+    def _write_eval_results(self, step: int, results: dict) -> None:
+        if not self.chief:
+            return
+        path = os.path.join(self.model_dir, EVAL_RESULTS_FILE)
+        history = []
+        if tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path) as f:
+                history = [h for h in json.load(f).get("history", []) if h["step"] < step]
+        entry = {"step": step, **{k: float(v) for k, v in results.items()}}
+        history.append(entry)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with tf.io.gfile.GFile(tmp, "w") as f:
+            f.write(json.dumps({"latest": entry, "history": history}, indent=2) + "\n")
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+
+    def _save(self, step: int) -> None:
+        path = self.checkpoints.save(step)
+        if self.chief:
+            self.log(f"saved checkpoint {path}")
+
+    def _stop_requested(self, local: bool) -> bool:
+        """A SIGTERM on any worker stops all of them at the same step (collective)."""
+        if self.num_workers == 1:
+            return local
+        flag = self.strategy.experimental_distribute_values_from_function(
+            lambda _: tf.constant(1.0 if local else 0.0))
+        return bool(self.strategy.reduce(tf.distribute.ReduceOp.SUM, flag, axis=None) > 0)
+
+    def train(self, num_train_steps: int, eval_every_steps: int = 0,
+              num_eval_steps: int = 100) -> TrainResult:
+        """Trains to num_train_steps (resuming from model_dir), evaluating and saving on the way."""
+        step = int(self.step.numpy())
+        start = step
+        eval_results = {}
+        if step >= num_train_steps:
+            self.log(f"model_dir already holds step {step} >= {num_train_steps} steps")
+            return TrainResult(step, False, self.evaluate(num_eval_steps) if
+                               self._eval_dataset is not None else {})
+        if self.resumed_from:
+            self.log(f"resumed from {self.resumed_from} at step {step}" + (
+                "" if self._input_restored or self._train_iterator is None else
+                " (written with another number of workers: the input stream restarts)"))
+        elif self._eval_dataset is not None:
+            eval_results = self.evaluate(num_eval_steps)  # the "before" of the learning curve
+        progress = Progress(num_train_steps - start, "steps")
+        stopped = False
+        first_metrics = {}
+        with checkpoints.StopSignal() as stop:
+            while step < num_train_steps:
+                n = min(self.steps_per_loop - step % self.steps_per_loop, num_train_steps - step)
+                for every in (self.save_checkpoints_steps, eval_every_steps):
+                    if every > 0:
+                        n = min(n, every - step % every)
+                began = time.monotonic()
+                totals, done, diverged = self._train_loop_fn(self._train_iterator,
+                                                             tf.constant(n, tf.int32))
+                elapsed = time.monotonic() - began
+                done = int(done)
+                if bool(diverged):
+                    raise TrainingDiverged(
+                        f"loss became NaN or Inf at step {step + done + 1}; training stopped; "
+                        f"last good checkpoint: {self.checkpoints.latest or 'none'} "
+                        "(try a lower --learning_rate)")
+                step += done
+                values = self._report(tf.nest.map_structure(lambda t: t.numpy(), totals), done)
+                values["learning_rate"] = self._learning_rate()
+                values["examples_per_second"] = self.train_batch_size * done / max(elapsed, 1e-9)
+                first_metrics = first_metrics or values
+                self.summaries.scalars("train", step, values)
+                self.log(f"step {step}/{num_train_steps} | {_format_values(values)} | "
+                         + progress.line(step - start))
+                if self._stop_requested(stop.requested):
+                    self._save(step)
+                    self.log(f"stopped by SIGTERM at step {step}")
+                    stopped = True
+                    break
+                if step == num_train_steps or (
+                        self.save_checkpoints_steps and step % self.save_checkpoints_steps == 0):
+                    self._save(step)
+                if self._eval_dataset is not None and (
+                        step == num_train_steps
+                        or (eval_every_steps and step % eval_every_steps == 0)):
+                    eval_results = self.evaluate(num_eval_steps)
+        self.summaries.close()
+        return TrainResult(step, stopped, eval_results, first_metrics)
+
+
+def _format_values(values: dict) -> str:
+    short = {"examples_per_second": "ex/s", "learning_rate": "lr", "gradient_norm": "gnorm"}
+    parts = []
+    for name, value in values.items():
+        label = short.get(name, name)
+        parts.append(f"{label} {value:.3g}" if name != "examples_per_second"
+                     else f"{label} {value:,.1f}")
+    return " ".join(parts)

@@ -1,0 +1,203 @@
+"""Interop with the original TF1 checkpoint layout: names and shapes, size inference, import
+parity against an independent NumPy forward pass, round trip, converter CLI and bad input."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from electra_tf.cli import UserError
+from electra_tf.config import ElectraConfig, preset
+from electra_tf.convert_checkpoint import convert_from_tf1, convert_to_tf1
+from electra_tf.export.saved_model import build_pretrainer, load_checkpoint_model
+from electra_tf.finetune.model import SequenceModel
+from electra_tf.interop import tf1_checkpoint as tf1
+from electra_tf.training import checkpoints
+from tests.electra_tf.interop import numpy_electra
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__)))))
+# Small, but with every structural case: E != H (embeddings_project in both towers), two
+# attention heads in the discriminator, a narrower one-head generator.
+CONFIG = ElectraConfig(vocab_size=60, embedding_size=16, hidden_size=128, num_hidden_layers=2,
+                       num_attention_heads=2, intermediate_size=96, max_position_embeddings=24,
+                       max_seq_length=24, generator_hidden_size=0.25)
+
+
+def _write(directory, config, seed=0, extra_slots=True):
+    """A TF1-layout checkpoint with random values, global_step and (optionally) Adam slots."""
+    weights = numpy_electra.random_weights(tf1.tf1_variable_shapes(config), seed)
+    values = dict(weights)
+    if extra_slots:
+        for name in list(weights)[:5]:
+            values[f"{name}/adam_m"] = np.ones_like(weights[name])
+            values[f"{name}/adam_v"] = np.ones_like(weights[name])
+    prefix = tf1.write_tf1_checkpoint(values, str(directory))
+    return prefix, weights
+
+
+def _features(batch=3, length=12, vocab=CONFIG.vocab_size, seed=1):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, vocab, (batch, length))
+    mask = np.ones((batch, length), np.int64)
+    mask[1, 7:] = 0
+    mask[2, 4:] = 0
+    segments = np.zeros((batch, length), np.int64)
+    segments[:, 5:] = 1
+    return ids, mask * 1, segments * mask
+
+
+@pytest.fixture(scope="module")
+def tf1_checkpoint(tmp_path_factory):
+    return _write(tmp_path_factory.mktemp("tf1"), CONFIG)
+
+
+def test_name_table_is_exactly_the_models_variables():
+    for config in (CONFIG, dataclasses.replace(CONFIG, embedding_size=128),
+                   dataclasses.replace(CONFIG, generator_hidden_size=1.0)):
+        named = tf1.model_tf1_variables(build_pretrainer(config))
+        assert {n: tuple(v.shape) for n, v in named.items()} == tf1.tf1_variable_shapes(config)
+
+
+def test_name_table_has_the_released_layout():
+    small = tf1.tf1_variable_shapes(preset("small", generator_hidden_size=1.0))
+    assert small["electra/embeddings/word_embeddings"] == (30522, 128)
+    assert small["electra/embeddings_project/kernel"] == (128, 256)
+    assert small["generator/embeddings_project/kernel"] == (128, 256)
+    assert small["generator/encoder/layer_11/output/dense/kernel"] == (1024, 256)
+    assert small["generator_predictions/dense/kernel"] == (256, 128)
+    assert small["discriminator_predictions/dense_1/kernel"] == (256, 1)
+    base = tf1.tf1_variable_shapes(preset("base"))
+    assert "electra/embeddings_project/kernel" not in base
+    assert base["generator/embeddings_project/kernel"] == (768, 256)
+    assert base["electra/encoder/layer_11/intermediate/dense/kernel"] == (768, 3072)
+
+
+@pytest.mark.parametrize("name, overrides", [
+    ("small", {}), ("small", {"generator_hidden_size": 1.0}), ("base", {}), ("large", {})])
+def test_sizes_are_inferred_from_shapes(name, overrides):
+    config = preset(name, **overrides)
+    inferred = tf1.infer_config(tf1.tf1_variable_shapes(config))
+    fields = ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers",
+              "num_attention_heads", "intermediate_size", "max_position_embeddings")
+    for got, want in ((inferred, config),
+                      (inferred.generator_config(), config.generator_config())):
+        assert {f: getattr(got, f) for f in fields} == {f: getattr(want, f) for f in fields}
+    assert tf1.tf1_variable_shapes(inferred) == tf1.tf1_variable_shapes(config)
+
+
+def test_import_matches_numpy_forward_pass(tf1_checkpoint):
+    prefix, weights = tf1_checkpoint
+    model = build_pretrainer(CONFIG)
+    restored = tf1.restore_tf1(model, prefix)
+    assert "global_step" not in restored and not any("adam" in n for n in restored)
+    assert set(restored) == set(weights)
+    ids, mask, segments = _features()
+    features = {"input_ids": tf.constant(ids, tf.int32), "input_mask": tf.constant(mask, tf.int32),
+                "segment_ids": tf.constant(segments, tf.int32)}
+    disc = model.discriminator_head(model.discriminator(features)).numpy()
+    gen = model.generator_head(model.generator(features),
+                               model.embeddings.word_embeddings).numpy()
+    w64 = {name: value.astype(np.float64) for name, value in weights.items()}
+    gen_heads = CONFIG.generator_config().num_attention_heads
+    want_disc = numpy_electra.discriminator_logits(w64, ids, mask, segments,
+                                                   CONFIG.num_attention_heads)
+    want_gen = numpy_electra.generator_logits(w64, ids, mask, segments, gen_heads)
+    disc_diff, gen_diff = np.abs(disc - want_disc).max(), np.abs(gen - want_gen).max()
+    print(f"parity: discriminator logits max |diff| {disc_diff:.2e} (|logit| <= "
+          f"{np.abs(want_disc).max():.2f}), generator logits max |diff| {gen_diff:.2e} "
+          f"(|logit| <= {np.abs(want_gen).max():.2f})")
+    assert disc_diff <= 1e-5 and gen_diff <= 1e-5
+    # The comparison is not vacuous: logits vary across tokens.
+    assert want_disc.std() > 0.1 and want_gen.std() > 0.1
+
+
+def test_round_trip_tf1_ours_tf1_is_value_identical(tf1_checkpoint, tmp_path):
+    prefix, weights = tf1_checkpoint
+    ours = convert_from_tf1(prefix, str(tmp_path / "ours"))
+    assert ElectraConfig.load(str(tmp_path / "ours" / "config.json")).hidden_size == 128
+    back = convert_to_tf1(str(tmp_path / "ours"), str(tmp_path / "back"))
+    assert tf.train.latest_checkpoint(str(tmp_path / "back")) == back
+    values = tf1.read_tf1_checkpoint(back)
+    assert sorted(values) == sorted(weights)
+    for name, value in weights.items():
+        assert values[name].dtype == value.dtype and np.array_equal(values[name], value), name
+    assert tf.train.load_checkpoint(back).get_tensor("global_step") == 0
+    assert not tf1.is_tf1_checkpoint(ours)
+
+
+def test_continued_pretraining_and_finetuning_take_a_tf1_prefix(tf1_checkpoint):
+    prefix, weights = tf1_checkpoint
+    model = build_pretrainer(CONFIG)
+    checkpoints.restore_model_weights(model, prefix)
+    np.testing.assert_array_equal(model.generator_head.output_bias.numpy(),
+                                  weights["generator_predictions/output_bias"])
+    # A fine-tuning model takes the discriminator and leaves its task head at its init.
+    task = SequenceModel(CONFIG, num_labels=3)
+    head_before = [v.numpy() for v in task.head.variables]
+    checkpoints.restore_model_weights(tf.train.Checkpoint(backbone=task.backbone), prefix)
+    np.testing.assert_array_equal(
+        task.backbone.encoder.layers[1].query.kernel.numpy(),
+        weights["electra/encoder/layer_1/attention/self/query/kernel"])
+    for before, after in zip(head_before, task.head.variables):
+        np.testing.assert_array_equal(before, after.numpy())
+
+
+def test_full_size_generator_converts_without_flags(tmp_path):
+    config = dataclasses.replace(CONFIG, hidden_size=64, num_attention_heads=1,
+                                 generator_hidden_size=1.0)
+    prefix, weights = _write(tmp_path / "tf1", config, seed=3, extra_slots=False)
+    convert_from_tf1(prefix, str(tmp_path / "ours"))
+    loaded = load_checkpoint_model(str(tmp_path / "ours"))
+    assert loaded.config.generator_config().hidden_size == 64
+    values = tf1.model_tf1_values(loaded.model)
+    assert all(np.array_equal(values[n], weights[n]) for n in weights)
+
+
+def test_size_mismatch_is_one_line_listing_variables(tf1_checkpoint):
+    prefix, _ = tf1_checkpoint
+    other = dataclasses.replace(CONFIG, num_hidden_layers=3, intermediate_size=64)
+    with pytest.raises(UserError) as error:
+        tf1.restore_tf1(build_pretrainer(other), prefix)
+    message = str(error.value)
+    assert "\n" not in message
+    assert "electra/encoder/layer_0/intermediate/dense/kernel [128,64] vs [128,96]" in message
+    # 6 FFN shape conflicts + layer_2 of both towers absent (2 x 16) = 38 differences, 8 listed.
+    assert "and 30 more" in message
+    assert "layers=2" in message and "layers=3" in message
+
+
+@pytest.mark.parametrize("make_path", [
+    lambda tmp: str(tmp / "missing" / "model.ckpt"),
+    lambda tmp: str(tmp),
+    lambda tmp: (tmp / "junk.index").write_bytes(b"not a checkpoint") and str(tmp / "junk"),
+])
+def test_bad_checkpoint_paths_are_user_errors(tmp_path, make_path):
+    with pytest.raises(UserError):
+        convert_from_tf1(make_path(tmp_path), str(tmp_path / "out"))
+
+
+def test_existing_output_is_refused(tf1_checkpoint, tmp_path):
+    prefix, _ = tf1_checkpoint
+    convert_from_tf1(prefix, str(tmp_path))
+    with pytest.raises(UserError, match="--overwrite"):
+        convert_from_tf1(prefix, str(tmp_path))
+
+
+def test_converter_cli(tf1_checkpoint, tmp_path):
+    prefix, _ = tf1_checkpoint
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    ok = subprocess.run([sys.executable, "-m", "electra_tf.convert_checkpoint",
+                         f"--tf1_checkpoint={prefix}", f"--output_dir={tmp_path}"],
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert "hidden=128 layers=2" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "electra_tf.convert_checkpoint",
+                          f"--tf1_checkpoint={tmp_path}/nope", f"--output_dir={tmp_path}/x"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "Traceback" not in bad.stderr

@@ -1,0 +1,107 @@
+"""Token tagging (named entities, chunking) from CoNLL-style files: the recipe's tagging tasks.
+
+One token per line with whitespace-separated columns (`--token_column`, `--tag_column`, counted
+from 0, negative from the end), a blank line between sentences, `-DOCSTART-` lines skipped.
+Every line of a file has the column count of its first token line; a line that does not is an
+error naming the file and line. Tags are discovered from the training file; scoring is span F1.
+"""
+
+from typing import Optional
+
+from electra_tf.cli import UserError
+from electra_tf.finetune import tasks
+from electra_tf.finetune.tabular import SPLIT_FLAGS
+
+
+def read_conll(path: str, token_column: int, tag_column: Optional[int]) -> list:
+    """Sentences of `path`; tags None when `tag_column` is None (unlabelled test files)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    sentences = []
+    words, tags, start, width = [], [], 0, None
+
+    def close():
+        if words:
+            sentences.append(tasks.TaggedSentence(
+                guid=str(len(sentences)), words=tuple(words),
+                tags=tuple(tags) if tag_column is not None else None, source=f"{path}:{start}"))
+        words.clear()
+        tags.clear()
+
+    for number, line in enumerate(lines, start=1):
+        columns = line.split()
+        if not columns or columns[0] == "-DOCSTART-":
+            close()
+            continue
+        if width is None:
+            width = len(columns)
+            needed = [c for c in (token_column, tag_column) if c is not None]
+            bad = [c for c in needed if not -width <= c < width]
+            if bad:
+                raise UserError(f"{path}:{number}: {width} column(s), so there is no column "
+                                f"{bad[0]} (--token_column/--tag_column count from 0)")
+        if len(columns) != width:
+            raise UserError(f"{path}:{number}: {len(columns)} columns, but the file's first "
+                            f"token line has {width}")
+        if not words:
+            start = number
+        words.append(columns[token_column])
+        if tag_column is not None:
+            tags.append(columns[tag_column])
+    close()
+    if not sentences:
+        raise UserError(f"{path}: no sentences")
+    return sentences
+
+
+class ConllReader:
+    """Tagged sentences of one CoNLL file per split; a one-column test file has no tags."""
+
+    def __init__(self, files: dict, token_column: int, tag_column: int):
+        self.files = {split: path for split, path in files.items() if path}
+        self.token_column = token_column
+        self.tag_column = tag_column
+        self._cache: dict = {}
+
+    def has_split(self, split: str) -> bool:
+        return split in self.files
+
+    def read(self, split: str) -> list:
+        if split not in self._cache:
+            if split not in self.files:
+                raise UserError(f"{SPLIT_FLAGS.get(split, split)} is needed for this run")
+            path = self.files[split]
+            tag_column = self.tag_column
+            if split == "test" and _single_column(path):
+                tag_column = None
+            self._cache[split] = read_conll(path, self.token_column, tag_column)
+        return self._cache[split]
+
+
+def _single_column(path: str) -> bool:
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                columns = line.split()
+                if columns and columns[0] != "-DOCSTART-":
+                    return len(columns) == 1
+    except (OSError, UnicodeDecodeError):
+        pass  # read_conll reports it
+    return False
+
+
+def _make(options) -> tasks.TaggingTask:
+    reader = ConllReader(
+        {"train": options.train_file, "dev": options.dev_file, "test": options.test_file},
+        options.token_column, options.tag_column)
+    return tasks.TaggingTask("tagging", reader)
+
+
+tasks.register("tagging", _make,
+               "word tagging (NER, chunking) from CoNLL files, span F1; tags found in "
+               "--train_file")

@@ -1,0 +1,438 @@
+"""Fine-tuning runs of the ELECTRA recipe: train, evaluate and predict one task, N trials.
+
+Wires a task (tasks.py) to the shared training machinery: the recipe's AdamW with layer-wise lr
+decay and linear warmup/decay (optimization.py), the generic Trainer over the model contract
+(tf.distribute strategies, mixed precision, checkpoints and resume, stateless seeding, progress
+with ETA; loop.py), and --init_checkpoint restoring the pre-trained discriminator. Each
+evaluation scores the dev split(s) with the task's metrics and writes them to TensorBoard and
+to `eval_results.json`; `results.json` in model_dir summarizes the trials (each, mean, best).
+"""
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from data_prep.tokenization import Tokenizer
+from electra_tf import config as config_lib
+from electra_tf.cli import UserError
+from electra_tf.finetune import flags as flag_defaults
+from electra_tf.finetune import model as model_lib
+from electra_tf.finetune import tasks
+from electra_tf.training import checkpoints, distribute, loop, optimization, summaries
+
+EVAL_RESULTS_FILE = loop.EVAL_RESULTS_FILE
+RESULTS_FILE = "results.json"
+VOCAB_FILE = "vocab.txt"
+
+
+@dataclasses.dataclass
+class Hyperparameters:
+    """The run's optimization settings after the recipe's per-size and per-task defaults."""
+
+    learning_rate: float
+    layerwise_lr_decay: Optional[float]
+    num_train_epochs: float
+    num_train_steps: int
+    num_warmup_steps: int
+
+
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def resolve_config(options, tokenizer: Tokenizer) -> config_lib.ElectraConfig:
+    """Model sizes: --config_file, else config.json beside --init_checkpoint (or the shapes of a
+    TF1 checkpoint), else the --model_size preset."""
+    config, source = None, None
+    if options.init_checkpoint:
+        checkpoints.resolve_checkpoint(options.init_checkpoint)
+    if options.config_file:
+        source = f"--config_file={options.config_file}"
+        try:
+            config = config_lib.ElectraConfig.load(options.config_file)
+        except (OSError, ValueError) as e:
+            raise UserError(f"{source}: {e}") from None
+    elif options.init_checkpoint:
+        source = f"--init_checkpoint={options.init_checkpoint}"
+        config = model_lib.init_checkpoint_config(options.init_checkpoint)
+    if config is not None and config.vocab_size != tokenizer.vocab_size:
+        raise UserError(f"{source} has vocab_size {config.vocab_size}, but --vocab_file="
+                        f"{options.vocab_file} has {tokenizer.vocab_size} tokens; use the "
+                        "pre-trained model's vocabulary")
+    if config is None:
+        config = config_lib.preset(options.model_size, vocab_size=tokenizer.vocab_size)
+    config = dataclasses.replace(config, max_seq_length=options.max_seq_length)
+    try:
+        config.validate()
+    except ValueError as e:
+        raise UserError(f"--max_seq_length={options.max_seq_length}: {e}") from None
+    return config
+
+
+def size_name(config: config_lib.ElectraConfig, options) -> str:
+    """The preset these sizes belong to (picks the recipe's lr/decay defaults)."""
+    for name, preset in config_lib.PRESETS.items():
+        if (preset.hidden_size, preset.num_hidden_layers) == (
+                config.hidden_size, config.num_hidden_layers):
+            return name
+    return options.model_size
+
+
+def hyperparameters(options, task: tasks.Task, config, num_train_examples: int
+                    ) -> Hyperparameters:
+    """The recipe's fine-tuning settings, flags overriding them."""
+    size = size_name(config, options)
+    epochs = options.num_train_epochs or task.default_epochs
+    steps = max(1, int(num_train_examples * epochs / options.train_batch_size))
+    if options.max_train_steps:
+        steps = min(steps, options.max_train_steps)
+    decay = options.layerwise_lr_decay
+    if decay is None:
+        decay = flag_defaults.RECIPE_LAYERWISE_DECAY.get(size,
+                                                         flag_defaults.DEFAULT_LAYERWISE_DECAY)
+    return Hyperparameters(
+        learning_rate=options.learning_rate or flag_defaults.RECIPE_LEARNING_RATE.get(
+            size, flag_defaults.DEFAULT_LEARNING_RATE),
+        layerwise_lr_decay=None if decay == 1.0 else decay,
+        num_train_epochs=epochs,
+        num_train_steps=steps,
+        num_warmup_steps=int(steps * options.warmup_proportion))
+
+
+def check_options(options) -> None:
+    for name in ("task", "vocab_file", "model_dir"):
+        if not getattr(options, name):
+            raise UserError(f"--{name} is required")
+    for name in ("train_batch_size", "eval_batch_size", "num_trials", "max_seq_length"):
+        if getattr(options, name) < 1:
+            raise UserError(f"--{name}={getattr(options, name)} must be at least 1")
+    if not 0.0 <= options.warmup_proportion <= 1.0:
+        raise UserError(f"--warmup_proportion={options.warmup_proportion} must be in [0, 1]")
+    if options.layerwise_lr_decay is not None and not 0.0 < options.layerwise_lr_decay <= 1.0:
+        raise UserError(f"--layerwise_lr_decay={options.layerwise_lr_decay} must be in (0, 1]")
+    if not (options.do_train or options.do_eval or options.do_predict):
+        raise UserError("nothing to do: set --do_train, --do_eval or --do_predict")
+
+
+def train_input_fn(arrays: dict, seed: int):
+    """Endless stream of global batches, a fresh permutation of the data per epoch.
+
+    The order is a stateless function of (seed, epoch, position), so the checkpointed iterator
+    holds only a counter and a resumed run sees exactly the batches it would have seen.
+    """
+    tensors = {key: tf.constant(value) for key, value in arrays.items()}
+    size = len(next(iter(arrays.values())))
+
+    def input_fn(global_batch_size: int, context: tf.distribute.InputContext):
+        def example(index):
+            epoch = index // size
+            seeds = tf.stack([tf.constant(seed, tf.int64), epoch])
+            row = tf.random.experimental.index_shuffle(index % size, seeds, size - 1)
+            return {key: tf.gather(value, row) for key, value in tensors.items()}
+
+        per_worker = global_batch_size // context.num_input_pipelines
+        first = context.input_pipeline_id * per_worker
+        dataset = tf.data.Dataset.range(sys.maxsize).map(example)
+        dataset = dataset.batch(global_batch_size, drop_remainder=True)
+        return dataset.map(lambda batch: {k: v[first:first + per_worker]
+                                          for k, v in batch.items()})
+
+    return input_fn
+
+
+class Predictor:
+    """Per-example model outputs over a FeatureSet, on every replica of the strategy.
+
+    The last batch is padded with zero-weight rows to a full global batch (static shapes on
+    every replica); each replica scores consecutive rows and the results are gathered in order.
+    One compiled step serves every evaluation and prediction of a trial.
+    """
+
+    def __init__(self, strategy: tf.distribute.Strategy, model, output_keys: tuple,
+                 batch_size: int):
+        self.strategy = strategy
+        self.output_keys = tuple(output_keys)
+        self.batch_size = batch_size
+        replicas = strategy.num_replicas_in_sync
+        if batch_size % replicas:
+            raise UserError(f"--eval_batch_size={batch_size} is not divisible by {replicas} "
+                            "replicas")
+        self.per_replica = batch_size // replicas
+
+        def replica_fn(inputs):
+            outputs = model(inputs, training=False)
+            loss_sum, loss_count, _ = outputs["losses"]["loss"]
+            return ({key: outputs[key] for key in self.output_keys},
+                    tf.stack([tf.cast(loss_sum, tf.float32), tf.cast(loss_count, tf.float32)]))
+
+        @tf.function
+        def step(batch):
+            values, loss = strategy.run(replica_fn, args=(batch,))
+            return ({key: strategy.gather(value, axis=0) for key, value in values.items()},
+                    strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None))
+
+        self._step = step
+
+    def _dataset(self, arrays: dict):
+        replicas = self.strategy.num_replicas_in_sync
+        per_replica, batch_size = self.per_replica, self.batch_size
+
+        def dataset_fn(context: tf.distribute.InputContext):
+            # Pipeline p feeds its local replicas, in order, their slices of each global batch.
+            local = replicas // context.num_input_pipelines
+            first = context.input_pipeline_id * local * per_replica
+            dataset = tf.data.Dataset.from_tensor_slices(arrays).batch(batch_size)
+            return dataset.flat_map(lambda batch: tf.data.Dataset.from_tensor_slices(
+                {k: tf.reshape(v[first:first + local * per_replica],
+                               tf.concat([[local, per_replica], tf.shape(v)[1:]], 0))
+                 for k, v in batch.items()}))
+
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+    def __call__(self, features: tasks.FeatureSet) -> tuple[dict, float]:
+        """(outputs {key: numpy [N, ...]} in example order, mean loss over the examples)."""
+        count = features.num_examples
+        padded = math.ceil(count / self.batch_size) * self.batch_size
+        arrays = {**features.arrays, "example_weight": np.ones(count, np.float32)}
+        arrays = {k: np.concatenate([v, np.zeros((padded - count,) + v.shape[1:], v.dtype)])
+                  for k, v in arrays.items()}
+        collected = {key: [] for key in self.output_keys}
+        loss_total = np.zeros(2)
+        for batch in self._dataset(arrays):
+            values, loss = self._step(batch)
+            for key in self.output_keys:
+                collected[key].append(values[key].numpy())
+            loss_total += loss.numpy()
+        outputs = {key: np.concatenate(parts)[:count] for key, parts in collected.items()}
+        return outputs, float(loss_total[0] / max(loss_total[1], 1.0))
+
+
+class TrialRunner:
+    """One fine-tuning trial in its own directory: train, evaluate, predict."""
+
+    def __init__(self, options, task: tasks.Task, config, strategy, data: dict,
+                 directory: str, seed: int):
+        self.options = options
+        self.task = task
+        self.config = config
+        self.strategy = strategy
+        self.data = data
+        self.directory = directory
+        self.seed = seed
+        self.chief = distribute.is_chief(strategy)
+        self.summaries = summaries.SummaryWriters(directory, enabled=self.chief)
+        self.history = []
+        self._predictor = None
+
+    def predictor(self, model) -> Predictor:
+        if self._predictor is None:
+            self._predictor = Predictor(self.strategy, model, self.task.output_keys,
+                                        self.options.eval_batch_size)
+        return self._predictor
+
+    def build_trainer(self, hparams: Hyperparameters) -> loop.Trainer:
+        options, config = self.options, self.config
+        resuming = bool(tf.train.latest_checkpoint(self.directory))
+        keras.utils.set_random_seed(self.seed)  # the task head's initialization
+
+        def model_fn():
+            model = self.task.build_model(config)
+            if options.init_checkpoint and not resuming:
+                prefix = model_lib.restore_pretrained(model, options.init_checkpoint)
+                log(f"initialized the discriminator from {prefix}")
+            return model
+
+        def optimizer_fn():
+            return optimization.create_optimizer(
+                "adamw", hparams.learning_rate, hparams.num_train_steps,
+                hparams.num_warmup_steps, weight_decay=options.weight_decay,
+                layerwise_lr_decay=hparams.layerwise_lr_decay,
+                num_layers=config.num_hidden_layers if hparams.layerwise_lr_decay else None,
+                clip_norm=None)  # the Trainer clips the all-reduced gradient
+
+        return loop.Trainer(
+            strategy=self.strategy, model_fn=model_fn, optimizer_fn=optimizer_fn,
+            train_input_fn=train_input_fn(self.data["train"].arrays, self.seed),
+            model_dir=self.directory, train_batch_size=options.train_batch_size,
+            eval_batch_size=options.eval_batch_size, seed=self.seed,
+            steps_per_loop=max(1, options.log_every_steps), jit_compile=options.jit_compile,
+            mixed_precision=options.mixed_precision,
+            clip_norm=1.0, save_checkpoints_steps=options.save_checkpoints_steps,
+            keep_checkpoint_max=options.keep_checkpoint_max, config=config.to_dict(),
+            log_fn=log)
+
+    def restore_for_inference(self):
+        """The fine-tuned model of this trial directory (for --nodo_train runs)."""
+        keras.mixed_precision.set_global_policy(self.options.mixed_precision)
+        with self.strategy.scope():
+            return model_lib.load_finetuned(self.directory)[0]
+
+    def evaluate(self, model, step: int) -> dict:
+        results = {}
+        for split in self.task.eval_splits:
+            features = self.data[split]
+            outputs, loss = self.predictor(model)(features)
+            scores = {**self.task.evaluate(features, outputs), "loss": loss}
+            results[split] = scores
+            name = "eval" if len(self.task.eval_splits) == 1 else f"eval_{split}"
+            self.summaries.scalars(name, step, scores)
+            log(f"{split} at step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in
+                                                        scores.items()))
+        if self.chief:
+            self.history = [h for h in self.history if h["step"] < step]
+            self.history.append({"step": step, **results})
+            tasks.write_json(os.path.join(self.directory, EVAL_RESULTS_FILE),
+                             {"task": self.task.name, "step": step, "results": results,
+                              "history": self.history})
+        return results
+
+    def write_predictions(self, model) -> list:
+        paths = []
+        for split in self.task.test_splits:
+            features = self.data[split]
+            outputs, _ = self.predictor(model)(features)
+            path = os.path.join(self.directory, f"{split}_predictions.tsv")
+            if self.chief:
+                self.task.write_predictions(path, features, outputs)
+                log(f"wrote {features.num_examples:,} predictions to {path}")
+            paths.append(path)
+        return paths
+
+    def run(self) -> tuple[dict, int]:
+        """(results {split: metrics} of the last evaluation, the final training step)."""
+        options = self.options
+        results, step = {}, 0
+        if options.do_train:
+            hparams = hyperparameters(options, self.task, self.config,
+                                      self.data["train"].num_examples)
+            log(f"trial in {self.directory}: {hparams.num_train_steps} steps "
+                f"({hparams.num_train_epochs:g} epochs of {self.data['train'].num_examples:,} "
+                f"examples, batch {options.train_batch_size}), lr {hparams.learning_rate:g}, "
+                f"layer-wise decay {hparams.layerwise_lr_decay}, warmup "
+                f"{hparams.num_warmup_steps} steps, seed {self.seed}")
+            trainer = self.build_trainer(hparams)
+            model = trainer.model
+            stops = [hparams.num_train_steps]
+            if options.eval_every_epochs and options.do_eval:
+                steps_per_epoch = max(1, hparams.num_train_steps / hparams.num_train_epochs)
+                every = max(1, int(round(options.eval_every_epochs * steps_per_epoch)))
+                stops = list(range(every, hparams.num_train_steps, every)) + stops
+            for stop in stops:
+                if stop <= int(trainer.step.numpy()) and stop != stops[-1]:
+                    continue
+                outcome = trainer.train(stop)
+                step = outcome.step
+                if outcome.stopped_by_signal:
+                    raise UserError(f"stopped by SIGTERM at step {step}; run again to resume")
+                if options.do_eval:
+                    results = self.evaluate(model, step)
+        else:
+            model = self.restore_for_inference()
+        if options.do_eval and not options.do_train:
+            results = self.evaluate(model, 0)
+        if options.do_predict:
+            self.write_predictions(model)
+        self.summaries.close()
+        return results, step
+
+
+def summarize(task: tasks.Task, trials: list) -> dict:
+    """Per-trial results, their mean, and the best trial by the task's primary metric."""
+    evaluated = [t for t in trials if t["results"]]
+    summary = {"task": task.name, "primary_metric": task.primary_metric, "trials": trials}
+    if not evaluated:
+        return summary
+    first_split = task.eval_splits[0]
+    mean = {split: {metric: float(np.mean([t["results"][split][metric] for t in evaluated]))
+                    for metric in evaluated[0]["results"][split]}
+            for split in task.eval_splits}
+    best = max(evaluated, key=lambda t: t["results"][first_split][task.primary_metric])
+    summary.update(mean=mean, best=best)
+    return summary
+
+
+def needed_splits(options, task: tasks.Task) -> list:
+    splits = []
+    if options.do_train:
+        splits.append("train")
+    if options.do_eval:
+        splits.extend(task.eval_splits)
+    if options.do_predict:
+        splits.extend(task.test_splits)
+    for split in splits:
+        if not task.has_split(split):
+            what = "training" if split == "train" else "evaluation" if split in \
+                task.eval_splits else "prediction"
+            flag = {"train": "--train_file", "dev": "--dev_file", "test": "--test_file"}.get(
+                split, "--data_dir")
+            raise UserError(f"{what} needs the {split!r} data of task {task.name!r} ({flag})")
+    return splits
+
+
+def save_task_files(directory: str, task: tasks.Task, tokenizer: Tokenizer, options,
+                    pairs: bool) -> None:
+    """finetune_task.json and the vocabulary: what export and predict-only runs rebuild from."""
+    os.makedirs(directory, exist_ok=True)
+    vocab = os.path.join(directory, VOCAB_FILE)
+    if os.path.abspath(tokenizer.vocab_file) != os.path.abspath(vocab):
+        tmp = f"{vocab}.tmp-{os.getpid()}"
+        shutil.copyfile(tokenizer.vocab_file, tmp)
+        os.replace(tmp, vocab)
+    tasks.write_json(os.path.join(directory, tasks.TASK_FILE), {
+        **task.metadata(), "vocab_file": VOCAB_FILE, "do_lower_case": tokenizer.do_lower_case,
+        "strip_accents": tokenizer.strip_accents, "max_seq_length": options.max_seq_length,
+        "text_pairs": pairs})
+
+
+def run(options) -> dict:
+    """Fine-tunes (and/or evaluates, predicts) `options.task`; returns the results summary."""
+    check_options(options)
+    task = tasks.get_task(options.task, options)
+    tokenizer = Tokenizer(options.vocab_file, do_lower_case=options.do_lower_case,
+                          strip_accents=options.do_lower_case)
+    os.makedirs(options.model_dir, exist_ok=True)
+    task.prepare(options.model_dir, options.do_train)
+    config = resolve_config(options, tokenizer)
+    data = {}
+    for split in needed_splits(options, task):
+        examples = task.read(split)
+        data[split] = task.featurize(examples, tokenizer, options.max_seq_length)
+        log(f"{split}: {data[split].num_examples:,} examples")
+    pairs = any(getattr(e, "text_b", None) is not None for f in data.values()
+                for e in f.examples[:100])
+    strategy = distribute.create_strategy(options.strategy, options.tpu)
+    trials = []
+    for k in range(options.num_trials):
+        directory = (options.model_dir if options.num_trials == 1
+                     else os.path.join(options.model_dir, f"trial_{k}"))
+        if distribute.is_chief(strategy):
+            save_task_files(directory, task, tokenizer, options, pairs)
+        runner = TrialRunner(options, task, config, strategy, data, directory,
+                             seed=options.seed + k)
+        results, step = runner.run()
+        trials.append({"trial": k, "seed": options.seed + k, "model_dir": directory,
+                       "step": step, "results": results})
+    summary = summarize(task, trials)
+    if distribute.is_chief(strategy):
+        if options.num_trials > 1:
+            save_task_files(options.model_dir, task, tokenizer, options, pairs)
+        tasks.write_json(os.path.join(options.model_dir, RESULTS_FILE), summary)
+    if "mean" in summary:
+        for split, scores in summary["mean"].items():
+            label = "mean over trials" if options.num_trials > 1 else "results"
+            log(f"{task.name} {split} {label}: " + json.dumps(
+                {k: round(v, 4) for k, v in scores.items()}))
+        if options.num_trials > 1:
+            best = summary["best"]
+            log(f"best trial {best['trial']} ({task.primary_metric} "
+                f"{best['results'][task.eval_splits[0]][task.primary_metric]:.4f}): "
+                f"{best['model_dir']}")
+    return summary

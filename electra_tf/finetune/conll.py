@@ -10,7 +10,7 @@ from typing import Optional
 
 from electra_tf.cli import UserError
 from electra_tf.finetune import tasks
-from electra_tf.finetune.tabular import SPLIT_FLAGS
+from electra_tf.finetune.tabular import FileReader
 
 
 def read_conll(path: str, token_column: int, tag_column: Optional[int]) -> list:
@@ -59,28 +59,19 @@ def read_conll(path: str, token_column: int, tag_column: Optional[int]) -> list:
     return sentences
 
 
-class ConllReader:
+class ConllReader(FileReader):
     """Tagged sentences of one CoNLL file per split; a one-column test file has no tags."""
 
     def __init__(self, files: dict, token_column: int, tag_column: int):
-        self.files = {split: path for split, path in files.items() if path}
+        super().__init__(files)
         self.token_column = token_column
         self.tag_column = tag_column
-        self._cache: dict = {}
 
-    def has_split(self, split: str) -> bool:
-        return split in self.files
-
-    def read(self, split: str) -> list:
-        if split not in self._cache:
-            if split not in self.files:
-                raise UserError(f"{SPLIT_FLAGS.get(split, split)} is needed for this run")
-            path = self.files[split]
-            tag_column = self.tag_column
-            if split == "test" and _single_column(path):
-                tag_column = None
-            self._cache[split] = read_conll(path, self.token_column, tag_column)
-        return self._cache[split]
+    def _read_file(self, path: str, split: str) -> list:
+        tag_column = self.tag_column
+        if split == "test" and _single_column(path):
+            tag_column = None
+        return read_conll(path, self.token_column, tag_column)
 
 
 def _single_column(path: str) -> bool:

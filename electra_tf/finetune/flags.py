@@ -62,7 +62,8 @@ flags.DEFINE_integer("max_train_steps", None, "At most this many training steps 
 flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of the training steps with linear warmup.")
 flags.DEFINE_integer("train_batch_size", 32, "Global training batch size.")
 flags.DEFINE_integer("eval_batch_size", 128, "Global evaluation/prediction batch size.")
-flags.DEFINE_integer("max_seq_length", 128, "WordPieces per example, [CLS] and [SEP] included.")
+flags.DEFINE_integer("max_seq_length", None, "WordPieces per example, [CLS] and [SEP] included "
+                     "(unset: 512 for squad/squadv1, 128 for the other tasks).")
 
 # Runs.
 flags.DEFINE_bool("do_train", True, "Fine-tune on the training split.")
@@ -87,7 +88,7 @@ flags.DEFINE_integer("keep_checkpoint_max", 1, "Checkpoints kept per trial.")
 flags.DEFINE_integer("log_every_steps", 50, "Progress and TensorBoard train summaries every this "
                      "many steps.")
 
-# SQuAD (--task=squad / squadv1; owner S). The recipe's QA settings; pass --max_seq_length=512.
+# SQuAD (--task=squad / squadv1): the recipe's QA settings.
 flags.DEFINE_integer("doc_stride", 128, "squad: context pieces between the starts of "
                      "consecutive windows over a long context.")
 flags.DEFINE_integer("max_query_length", 64, "squad: question pieces kept (the rest is cut).")

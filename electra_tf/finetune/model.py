@@ -6,7 +6,7 @@ cross-entropy on the first WordPiece of each word. The discriminator is a `Backb
 "electra", so its variables keep the TF1 names (layer-wise lr decay reads the depth from them and
 --init_checkpoint restores them); heads sit at the top depth L + 2.
 
-The models follow the training-loop contract (INTERFACES.md): `model(features, training,
+The models follow the training-loop contract (electra_tf/training/loop.py): `model(features, training,
 dropout_seed)` returns {"losses": {name: (sum, count, weight)}, "metrics": {name: (sum,
 count)}, ...per-example outputs}. Every example carries `example_weight` (1 for real examples, 0
 for the rows that pad the last evaluation batch). Without labels in `features` (serving), only the
@@ -46,6 +46,20 @@ def _loss_and_metrics(per_item: tf.Tensor, weight: tf.Tensor, extra_metrics: dic
             "metrics": {"loss": (loss_sum, count), **extra_metrics}}
 
 
+def _classification_outputs(logits: tf.Tensor, features: dict, weight) -> dict:
+    """Softmax outputs; with labels (`weight` not None) also cross-entropy and accuracy."""
+    outputs = {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1),
+               "predictions": tf.argmax(logits, axis=-1, output_type=tf.int32)}
+    if weight is not None:
+        labels = tf.cast(features["label_ids"], tf.int32)
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+        correct = tf.cast(tf.equal(outputs["predictions"], labels), tf.float32)
+        outputs.update(_loss_and_metrics(
+            losses, weight,
+            {"accuracy": (tf.reduce_sum(correct * weight), tf.reduce_sum(weight))}))
+    return outputs
+
+
 class SequenceModel(keras.Model):
     """Classification (num_labels logits) or regression (one score) from the [CLS] vector."""
 
@@ -69,17 +83,8 @@ class SequenceModel(keras.Model):
                 errors = tf.square(scores - tf.cast(features["label"], tf.float32))
                 outputs.update(_loss_and_metrics(errors, weight, {}))
             return outputs
-        outputs = {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1),
-                   "predictions": tf.argmax(logits, axis=-1, output_type=tf.int32)}
-        if "label_ids" in features:
-            labels = tf.cast(features["label_ids"], tf.int32)
-            weight = _weights(features, logits)
-            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
-            correct = tf.cast(tf.equal(outputs["predictions"], labels), tf.float32)
-            outputs.update(_loss_and_metrics(
-                losses, weight,
-                {"accuracy": (tf.reduce_sum(correct * weight), tf.reduce_sum(weight))}))
-        return outputs
+        weight = _weights(features, logits) if "label_ids" in features else None
+        return _classification_outputs(logits, features, weight)
 
 
 class TaggingModel(keras.Model):
@@ -96,18 +101,11 @@ class TaggingModel(keras.Model):
         inputs = {key: features[key] for key in INPUT_KEYS}
         sequence_output = self.backbone(inputs, training=training, dropout_seed=dropout_seed)
         logits = self.head(sequence_output, training=training, dropout_seed=dropout_seed)
-        outputs = {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1),
-                   "predictions": tf.argmax(logits, axis=-1, output_type=tf.int32)}
+        weight = None
         if "label_ids" in features:
-            labels = tf.cast(features["label_ids"], tf.int32)
             weight = (tf.cast(features["label_mask"], tf.float32)
                       * _weights(features, logits)[:, None])
-            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
-            correct = tf.cast(tf.equal(outputs["predictions"], labels), tf.float32)
-            outputs.update(_loss_and_metrics(
-                losses, weight,
-                {"accuracy": (tf.reduce_sum(correct * weight), tf.reduce_sum(weight))}))
-        return outputs
+        return _classification_outputs(logits, features, weight)
 
 
 # How a model is rebuilt from the task metadata saved in the model directory (finetune_task.json),

@@ -112,7 +112,7 @@ def check_options(options) -> None:
         if not getattr(options, name):
             raise UserError(f"--{name} is required")
     for name in ("train_batch_size", "eval_batch_size", "num_trials", "max_seq_length"):
-        if getattr(options, name) < 1:
+        if getattr(options, name) is not None and getattr(options, name) < 1:
             raise UserError(f"--{name}={getattr(options, name)} must be at least 1")
     if not 0.0 <= options.warmup_proportion <= 1.0:
         raise UserError(f"--warmup_proportion={options.warmup_proportion} must be in [0, 1]")
@@ -396,6 +396,8 @@ def run(options) -> dict:
     """Fine-tunes (and/or evaluates, predicts) `options.task`; returns the results summary."""
     check_options(options)
     task = tasks.get_task(options.task, options)
+    if options.max_seq_length is None:
+        options.max_seq_length = task.default_max_seq_length
     tokenizer = Tokenizer(options.vocab_file, do_lower_case=options.do_lower_case,
                           strip_accents=options.do_lower_case)
     os.makedirs(options.model_dir, exist_ok=True)

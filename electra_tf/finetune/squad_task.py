@@ -97,14 +97,15 @@ class SquadTask(tasks.Task):
     output_keys = ("start_logits", "end_logits", "answerable_logits")
 
     def __init__(self, name: str, version: int, options):
-        # The recipe fine-tunes SQuAD for 2 epochs.
-        super().__init__(name, default_epochs=2.0, eval_splits=("dev",), test_splits=("test",))
+        # The recipe fine-tunes SQuAD for 2 epochs on windows of 512 WordPieces.
+        super().__init__(name, default_epochs=2.0, eval_splits=("dev",), test_splits=("test",),
+                         default_max_seq_length=512)
         self.version = version
         self.files = {split: getattr(options, f"{split}_file") for split in
                       ("train", "dev", "test")}
         self.tfds_data_dir = options.tfds_data_dir
         self.window = squad_features.WindowConfig(
-            max_seq_length=options.max_seq_length, doc_stride=options.doc_stride,
+            max_seq_length=options.max_seq_length or self.default_max_seq_length, doc_stride=options.doc_stride,
             max_query_length=options.max_query_length)
         self.window.validate()
         self.n_best_size = options.n_best_size

@@ -27,16 +27,11 @@ def file_format(path: str) -> tuple[str, int]:
     raise UserError(f"{path}: cannot tell the format; name the file *.tsv or *.csv")
 
 
-class TableReader:
-    """Examples from header-named columns of one TSV/CSV file per split."""
+class FileReader:
+    """One file per split (--train_file, --dev_file, --test_file), each read once."""
 
-    def __init__(self, files: dict, text_column: str, text_b_column: Optional[str],
-                 label_column: str, regression: bool):
+    def __init__(self, files: dict):
         self.files = {split: path for split, path in files.items() if path}
-        self.text_column = text_column
-        self.text_b_column = text_b_column or None
-        self.label_column = label_column
-        self.regression = regression
         self._cache: dict = {}
 
     def has_split(self, split: str) -> bool:
@@ -48,6 +43,21 @@ class TableReader:
                 raise UserError(f"{SPLIT_FLAGS.get(split, split)} is needed for this run")
             self._cache[split] = self._read_file(self.files[split], split)
         return self._cache[split]
+
+    def _read_file(self, path: str, split: str) -> list:
+        raise NotImplementedError
+
+
+class TableReader(FileReader):
+    """Examples from header-named columns of one TSV/CSV file per split."""
+
+    def __init__(self, files: dict, text_column: str, text_b_column: Optional[str],
+                 label_column: str, regression: bool):
+        super().__init__(files)
+        self.text_column = text_column
+        self.text_b_column = text_b_column or None
+        self.label_column = label_column
+        self.regression = regression
 
     def _read_file(self, path: str, split: str) -> list:
         delimiter, quoting = file_format(path)

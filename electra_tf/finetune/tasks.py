@@ -5,8 +5,8 @@ A task turns a data source into model features, builds the task model (the discr
 scores the model's outputs with the metrics GLUE/CoNLL report and writes test predictions.
 `Task` is the plug-in contract the runner drives; `SequenceTask` (classification and regression,
 one or two texts) and `TaggingTask` (word-level tags) are the built-in kinds; the readers in
-glue.py, tabular.py and conll.py feed them. See INTERFACES.md "Fine-tuning" for how a new task
-(such as SQuAD) plugs in.
+glue.py, tabular.py and conll.py feed them. squad_task.py shows how another kind of task
+plugs in.
 """
 
 import abc
@@ -88,9 +88,11 @@ class Task(abc.ABC):
     output_keys: tuple = ()
 
     def __init__(self, name: str, default_epochs: float = 3.0,
-                 eval_splits: Sequence[str] = ("dev",), test_splits: Sequence[str] = ("test",)):
+                 eval_splits: Sequence[str] = ("dev",), test_splits: Sequence[str] = ("test",),
+                 default_max_seq_length: int = 128):
         self.name = name
         self.default_epochs = default_epochs
+        self.default_max_seq_length = default_max_seq_length
         self.eval_splits = tuple(eval_splits)
         self.test_splits = tuple(test_splits)
 

@@ -7,7 +7,7 @@ sample replacements under stop_gradient, run the discriminator on the sampled in
 combine gen_weight * MLM loss + disc_weight * sigmoid BCE over real tokens. Generator and
 discriminator share the whole embeddings block.
 
-The model follows the training loop's contract (INTERFACES.md): losses as (sum, count, weight)
+The model follows the training loop's contract (electra_tf/training/loop.py): losses as (sum, count, weight)
 and metrics as (sum, count) per replica, so the loop divides by globally all-reduced counts and
 the loss equals the single-device loss of the same global batch.
 """

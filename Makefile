@@ -24,5 +24,9 @@ demo: $(STAMP)
 	$(PY) -m data_prep.fetch_demo_data
 	DEMO_DIR=$(DEMO_DIR) PY=$(PY) bash scripts/demo.sh
 
+# CPU benchmarks (each prints ratios measured within one run); about 30 minutes on 2 cores.
 bench: $(STAMP)
+	$(PY) -m data_prep.fetch_demo_data
 	$(PY) bench/data_prep_throughput.py
+	$(PY) bench/train_throughput.py
+	$(PY) bench/serving_latency.py

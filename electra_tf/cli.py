@@ -7,7 +7,7 @@ and `run` prints it as a single `error:` line with a non-zero exit status.
 import sys
 import time
 
-from absl import app
+from absl import app, flags, logging
 
 EXIT_USER_ERROR = 2
 
@@ -22,10 +22,22 @@ def fail(message: str) -> "NoReturn":  # noqa: F821 (typing only)
     sys.exit(EXIT_USER_ERROR)
 
 
+def _parse_flags(argv):
+    # absl's own parser reports a bad flag on two lines with exit status 1; ours says it once.
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        fail(str(e))
+
+
 def run(main) -> None:
-    """Like absl.app.run, with UserError (and interrupted runs) reported without a traceback."""
+    """Like absl.app.run, with bad flags, UserError and interrupted runs reported as one line."""
 
     def guarded(argv):
+        # TensorFlow's INFO records (SavedModel writing, checkpoint sharding) bury the progress
+        # lines; --verbosity=0 brings them back.
+        if not flags.FLAGS["verbosity"].present:
+            logging.set_verbosity(logging.WARNING)
         try:
             return main(argv)
         except UserError as e:
@@ -33,7 +45,7 @@ def run(main) -> None:
         except KeyboardInterrupt:
             fail("interrupted")
 
-    app.run(guarded)
+    app.run(guarded, flags_parser=_parse_flags)
 
 
 def format_duration(seconds: float) -> str:

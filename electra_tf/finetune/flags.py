@@ -8,7 +8,7 @@ weight decay 0.01, warmup 10%, batch 32 and sequence length 128 are the flag def
 from absl import flags
 
 from electra_tf.config import PRESETS
-from electra_tf.training.distribute import STRATEGIES
+from electra_tf.training import runtime_flags
 
 # The recipe's per-size fine-tuning values used when the flag is left unset.
 RECIPE_LEARNING_RATE = {"large": 5e-5}
@@ -76,15 +76,8 @@ flags.DEFINE_integer("eval_every_epochs", 0, "Also evaluate after every this man
                      "(0: only at the end).")
 
 # Machinery shared with pre-training.
-flags.DEFINE_enum("strategy", "one_device", list(STRATEGIES), "tf.distribute strategy.")
-flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu ('' or 'local' on a TPU "
-                    "VM).")
-flags.DEFINE_enum("mixed_precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
-                  "Keras dtype policy; the losses are computed in float32.")
-flags.DEFINE_bool("jit_compile", False, "Compile the training step with XLA.")
-flags.DEFINE_integer("save_checkpoints_steps", 1000, "Save a checkpoint every this many steps "
-                     "(and at the end).")
-flags.DEFINE_integer("keep_checkpoint_max", 1, "Checkpoints kept per trial.")
+runtime_flags.define(keep_checkpoint_max=1,
+                     keep_checkpoint_help="Checkpoints kept per trial (0: all).")
 flags.DEFINE_integer("log_every_steps", 50, "Progress and TensorBoard train summaries every this "
                      "many steps.")
 

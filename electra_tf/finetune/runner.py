@@ -396,8 +396,6 @@ def run(options) -> dict:
     """Fine-tunes (and/or evaluates, predicts) `options.task`; returns the results summary."""
     check_options(options)
     task = tasks.get_task(options.task, options)
-    if options.max_seq_length is None:
-        options.max_seq_length = task.default_max_seq_length
     tokenizer = Tokenizer(options.vocab_file, do_lower_case=options.do_lower_case,
                           strip_accents=options.do_lower_case)
     os.makedirs(options.model_dir, exist_ok=True)

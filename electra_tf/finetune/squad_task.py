@@ -97,15 +97,14 @@ class SquadTask(tasks.Task):
     output_keys = ("start_logits", "end_logits", "answerable_logits")
 
     def __init__(self, name: str, version: int, options):
-        # The recipe fine-tunes SQuAD for 2 epochs on windows of 512 WordPieces.
-        super().__init__(name, default_epochs=2.0, eval_splits=("dev",), test_splits=("test",),
-                         default_max_seq_length=512)
+        # The recipe fine-tunes SQuAD for 2 epochs.
+        super().__init__(name, default_epochs=2.0, eval_splits=("dev",), test_splits=("test",))
         self.version = version
         self.files = {split: getattr(options, f"{split}_file") for split in
                       ("train", "dev", "test")}
         self.tfds_data_dir = options.tfds_data_dir
         self.window = squad_features.WindowConfig(
-            max_seq_length=options.max_seq_length or self.default_max_seq_length, doc_stride=options.doc_stride,
+            max_seq_length=options.max_seq_length, doc_stride=options.doc_stride,
             max_query_length=options.max_query_length)
         self.window.validate()
         self.n_best_size = options.n_best_size
@@ -227,9 +226,12 @@ def load_null_threshold(model_dir: str) -> Optional[float]:
         return float(json.load(f)["null_threshold"])
 
 
+# The recipe's QA windows hold 512 WordPieces.
+QA_MAX_SEQ_LENGTH = 512
+
 tasks.register("squad", lambda options: SquadTask("squad", 2, options),
                "SQuAD 2.0 extractive QA (unanswerable questions): --train_file/--dev_file "
-               "official JSON, or TFDS squad/v2.0")
+               "official JSON, or TFDS squad/v2.0", max_seq_length=QA_MAX_SEQ_LENGTH)
 tasks.register("squadv1", lambda options: SquadTask("squadv1", 1, options),
                "SQuAD 1.1 extractive QA: --train_file/--dev_file official JSON, or TFDS "
-               "squad/v1.1")
+               "squad/v1.1", max_seq_length=QA_MAX_SEQ_LENGTH)

@@ -88,11 +88,9 @@ class Task(abc.ABC):
     output_keys: tuple = ()
 
     def __init__(self, name: str, default_epochs: float = 3.0,
-                 eval_splits: Sequence[str] = ("dev",), test_splits: Sequence[str] = ("test",),
-                 default_max_seq_length: int = 128):
+                 eval_splits: Sequence[str] = ("dev",), test_splits: Sequence[str] = ("test",)):
         self.name = name
         self.default_epochs = default_epochs
-        self.default_max_seq_length = default_max_seq_length
         self.eval_splits = tuple(eval_splits)
         self.test_splits = tuple(test_splits)
 
@@ -331,11 +329,16 @@ class TaggingTask(LabelledTask):
 _REGISTRY: dict = {}
 
 
-def register(name: str, factory: Callable, description: str) -> None:
-    """Makes `--task=name` build `factory(options)`; options has the fine-tuning flags' values."""
+def register(name: str, factory: Callable, description: str,
+             max_seq_length: int = 128) -> None:
+    """Makes `--task=name` build `factory(options)`; options has the fine-tuning flags' values.
+
+    `max_seq_length` is the task's length when --max_seq_length is unset (the recipe: 128,
+    512 for question answering).
+    """
     if name in _REGISTRY:
         raise ValueError(f"task {name!r} registered twice")
-    _REGISTRY[name] = (factory, description)
+    _REGISTRY[name] = (factory, description, max_seq_length)
 
 
 def _load_registry() -> dict:
@@ -349,16 +352,22 @@ def task_names() -> list:
 
 
 def task_descriptions() -> dict:
-    return {name: description for name, (_, description) in sorted(_load_registry().items())}
+    return {name: entry[1] for name, entry in sorted(_load_registry().items())}
 
 
 def get_task(name: str, options) -> Task:
-    """The task named `name`, configured from `options` (flag values by attribute)."""
+    """The task named `name`, configured from `options` (flag values by attribute).
+
+    An unset `options.max_seq_length` is set to the task's own length first.
+    """
     registry = _load_registry()
     if name not in registry:
         raise UserError(f"--task={name!r} is not a task; valid tasks: "
                         f"{', '.join(sorted(registry))}")
-    return registry[name][0](options)
+    factory, _, max_seq_length = registry[name]
+    if options.max_seq_length is None:
+        options.max_seq_length = max_seq_length
+    return factory(options)
 
 
 def write_text(path: str, text: str) -> None:

@@ -8,7 +8,7 @@ configs/*.flags; any flag given after --flagfile overrides the file.
 from absl import flags
 
 from electra_tf.config import PRESETS
-from electra_tf.training.distribute import STRATEGIES
+from electra_tf.training import runtime_flags
 from electra_tf.training.optimization import OPTIMIZERS
 
 FLAGS = flags.FLAGS
@@ -64,23 +64,15 @@ flags.DEFINE_integer("seed", 0, "Seed of weight init, data order, masking, sampl
 flags.DEFINE_boolean("deterministic", False, "Deterministic ops (slower): with the same flags a "
                      "run, also one killed and resumed, ends with bit-identical weights.")
 
-# Devices and speed.
-flags.DEFINE_enum("strategy", "one_device", list(STRATEGIES), "tf.distribute strategy: "
-                  "multi_worker_mirrored reads TF_CONFIG; tpu uses --tpu.")
-flags.DEFINE_string("tpu", "", "TPU for --strategy=tpu: empty or 'local' on a TPU VM, else the "
-                    "TPU name or grpc:// address.")
+# Devices, speed and checkpoints.
+runtime_flags.define(keep_checkpoint_max=5,
+                     keep_checkpoint_help="Checkpoints kept in model_dir (0: all).")
 flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into this many logical devices (to try "
                      "--strategy=mirrored without GPUs).")
-flags.DEFINE_enum("mixed_precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
-                  "Compute dtype policy; mixed_float16 adds dynamic loss scaling.")
-flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA.")
 flags.DEFINE_integer("steps_per_loop", 100, "Training steps per tf.function call (and per "
                      "progress line and TensorBoard point).")
 
-# Checkpoints and evaluation.
-flags.DEFINE_integer("save_checkpoints_steps", 1000, "Save a checkpoint every this many steps "
-                     "(and at the end, and on SIGTERM).")
-flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept in model_dir (0: all).")
+# Evaluation.
 flags.DEFINE_integer("eval_every_steps", 0, "Evaluate on --eval_files every this many steps "
                      "(0: only at the start and the end).")
 flags.DEFINE_integer("num_eval_steps", 100, "Batches per evaluation (the same batches each "

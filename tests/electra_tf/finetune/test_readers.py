@@ -12,7 +12,7 @@ from electra_tf.finetune import glue, tasks
 def options(**values):
     defaults = dict(data_dir=None, tfds_data_dir=None, train_file=None, dev_file=None,
                     test_file=None, text_column="text", text_b_column=None, label_column="label",
-                    token_column=0, tag_column=-1)
+                    token_column=0, tag_column=-1, max_seq_length=None)
     defaults.update(values)
     return types.SimpleNamespace(**defaults)
 

@@ -116,3 +116,15 @@ def test_tfds_mock_data_through_the_task(tmp_path, data):
     assert len(examples) == 4 and windows.shape[1] == 64
     assert len(features.examples) == len(windows) >= 4
     assert {e.qas_id for e in examples} == set(features.examples)
+
+
+def test_unset_sequence_length_is_512_for_qa_and_128_otherwise(tmp_path):
+    for name, want in (("squad", 512), ("squadv1", 512), ("classification", 128)):
+        options = finetune_options(task=name, train_file="train.json", model_dir=str(tmp_path))
+        assert options.max_seq_length is None
+        task = tasks.get_task(name, options)
+        assert options.max_seq_length == want
+        if name.startswith("squad"):
+            assert task.window.max_seq_length == want
+    given = finetune_options(task="squad", max_seq_length=384, model_dir=str(tmp_path))
+    assert tasks.get_task("squad", given).window.max_seq_length == 384

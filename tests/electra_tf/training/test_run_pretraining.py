@@ -89,7 +89,7 @@ def test_run_evaluates_resumes_after_sigkill_bit_identically_and_stops_on_sigter
     code, out, err = finish(start(common + [f"--model_dir={tmp_path / 'killed'}",
                                             "--num_train_steps=16", "--eval_files="]))
     assert code == 0, err[-3000:]
-    assert f"resumed from" in err and f"at step {stopped_at}" in err
+    assert "resumed from" in err and f"at step {stopped_at}" in err
     code, out, err = finish(straight)
     assert code == 0, err[-3000:]
 

@@ -14,20 +14,21 @@ from electra_tf.export import saved_model
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint", None,
                     "Model directory (its latest checkpoint) or checkpoint prefix: pre-training, "
-                    "fine-tuning (classification/regression), converter output or an original "
-                    "TF1 ELECTRA checkpoint.")
+                    "fine-tuning (classification, regression, tagging, SQuAD), converter output "
+                    "or an original TF1 ELECTRA checkpoint.")
 flags.DEFINE_string("vocab_file", None,
                     "WordPiece vocabulary of the model (its size must equal the embedding "
                     "table's); shipped inside the SavedModel as an asset.")
 flags.DEFINE_string("export_dir", None,
                     "TF Serving model_base_path: the SavedModel goes to export_dir/<version>/.")
 flags.DEFINE_integer("max_seq_length", None,
-                     "Packed length of the raw-text signature (default: the model's "
-                     "max_seq_length from config.json).")
+                     "Packed length of the raw-text signature (default: the fine-tuning "
+                     "length of a fine-tuned model, else max_seq_length from config.json).")
 flags.DEFINE_enum("head", "auto", saved_model.HEADS,
                   "Outputs of serving_default: discriminator (replaced probability per token), "
-                  "generator (fill [MASK]), classifier / regressor (fine-tuned models). auto: "
-                  "the fine-tuned task's head, else discriminator.")
+                  "generator (fill [MASK]), classifier / regressor / tagger / qa (fine-tuned "
+                  "models; qa takes question + context). auto: the fine-tuned task's head, else "
+                  "discriminator.")
 flags.DEFINE_integer("top_k", 5, "With --head=generator: candidates returned per [MASK].")
 flags.DEFINE_bool("do_lower_case", True,
                   "Lower-case and strip accents before WordPiece (False for cased vocabularies).")

@@ -1,7 +1,7 @@
 """Exports an ELECTRA checkpoint as a SavedModel for TF Serving (the recipe has no export at all).
 
 `load_checkpoint_model` rebuilds the model a checkpoint holds: this project's pre-training model
-(ElectraPretrainer: generator, discriminator and both heads), a fine-tuned sentence model
+(ElectraPretrainer: generator, discriminator and both heads), a fine-tuned model of any task
 (config.json + finetune_task.json beside the checkpoint) or a checkpoint in the original TF1
 layout (sizes inferred from its shapes). `export_saved_model` wraps it with the data stage's
 in-graph tokenizer (see serving.py for the signatures) and writes `export_dir/<version>/`, the
@@ -22,12 +22,14 @@ from data_prep import tokenization
 from electra_tf.cli import UserError
 from electra_tf.config import SPECIAL_TOKENS, ElectraConfig
 from electra_tf.export import serving
-from electra_tf.finetune import tasks
+from electra_tf.finetune import model as model_lib
 from electra_tf.interop import tf1_checkpoint
 from electra_tf.training import checkpoints
 
-HEADS = ("auto", "discriminator", "generator", "classifier", "regressor")
-TASK_HEADS = {"classification": "classifier", "regression": "regressor"}
+# The head of each fine-tuned task kind (finetune_task.json "kind").
+TASK_HEADS = {"classification": "classifier", "regression": "regressor", "tagging": "tagger",
+              "span": "qa"}
+HEADS = ("auto", "discriminator", "generator", *TASK_HEADS.values())
 
 
 @dataclasses.dataclass
@@ -39,6 +41,10 @@ class CheckpointModel:
     model: keras.Model
     prefix: str
     task: dict | None = None
+
+    @property
+    def directory(self) -> str:
+        return os.path.dirname(self.prefix)
 
     @property
     def default_head(self) -> str:
@@ -77,17 +83,15 @@ def load_checkpoint_model(path: str, flag: str = "--checkpoint") -> CheckpointMo
         return CheckpointModel(config, model, prefix)
     directory = os.path.dirname(prefix)
     config = _load_config(directory, flag, prefix)
-    task = tasks.load_task_metadata(directory)
+    task = model_lib.load_task_metadata(directory)
     if task is None:
         model = build_pretrainer(config)
     elif task.get("kind") in TASK_HEADS:
-        from electra_tf.finetune.model import SequenceModel
-        regression = task["kind"] == "regression"
-        model = SequenceModel(config, num_labels=1 if regression else len(task["labels"]),
-                              regression=regression)
+        model = model_lib.build_model(task, config)
     else:
         raise UserError(f"{flag}={path}: a fine-tuned {task.get('kind')!r} model; export "
-                        "supports pre-training, classification and regression models")
+                        f"supports pre-training models and the task kinds "
+                        f"{', '.join(TASK_HEADS)}")
     checkpoints.restore_model_weights(model, prefix, flag)
     return CheckpointModel(config, model, prefix, task)
 
@@ -102,7 +106,9 @@ def build_serving_module(loaded: CheckpointModel, vocab_file: str, head: str = "
     if tokenizer.vocab_size != config.vocab_size:
         raise UserError(f"--vocab_file={vocab_file} has {tokenizer.vocab_size} tokens but the "
                         f"checkpoint's embedding table has {config.vocab_size} rows")
-    max_seq_length = max_seq_length or config.max_seq_length
+    # A fine-tuned model is served at the length it was fine-tuned with (QA windows included).
+    max_seq_length = (max_seq_length or (loaded.task or {}).get("max_seq_length")
+                      or config.max_seq_length)
     if not 3 <= max_seq_length <= config.max_position_embeddings:
         raise UserError(f"--max_seq_length={max_seq_length} must be in "
                         f"[3, {config.max_position_embeddings}] (the model's position table)")
@@ -122,6 +128,13 @@ def build_serving_module(loaded: CheckpointModel, vocab_file: str, head: str = "
             raise UserError(f"--top_k={top_k} must be in [1, {config.vocab_size}]")
         return serving.GeneratorServing(tokenizer, model.discriminator, model.generator,
                                         model.generator_head, max_seq_length, top_k)
+    if head == "tagger":
+        return serving.TaggingServing(tokenizer, model, max_seq_length, loaded.task["labels"])
+    if head == "qa":
+        from electra_tf.finetune import squad_serving, squad_task
+        return squad_serving.QAServing(
+            tokenizer, model, loaded.task, max_seq_length,
+            null_threshold=squad_task.load_null_threshold(loaded.directory))
     labels = loaded.task.get("labels") if head == "classifier" else None
     return serving.TaskServing(tokenizer, model, max_seq_length, labels)
 

@@ -10,7 +10,10 @@ sees what it was trained on. Signatures:
   discriminator -> `tokens` [batch, T] and `replaced_probability` [batch, T] (the recipe's
   sigmoid of the discriminator logit per token); generator -> every literal "[MASK]" in the text
   filled with the top-k tokens and their probabilities; fine-tuned classifier -> `probabilities`
-  [batch, C] and `label` [batch]; regressor -> `score` [batch].
+  [batch, C] and `label` [batch]; regressor -> `score` [batch]; tagger (no `text_b`) ->
+  `tokens` [batch, W], the whitespace-separated words of the text, `tags` [batch, W] and
+  `tag_probability` [batch, W] (padding: "" and 0). Extractive QA (SQuAD) models have their own
+  `question` / `context` signature: finetune/squad_serving.py.
   T is the longest packed input of the batch (at most max_seq_length); padding columns hold ""
   and probability 0. Padding does not change the other columns (the -10000 mask adder), so
   trimming it only saves time.
@@ -39,6 +42,13 @@ _TEXT_B = tf.TensorSpec([None], tf.string, name="text_b")
 def _encode_specs(dtype):
     return [tf.TensorSpec([None, None], dtype, name=name)
             for name in ("input_ids", "input_mask", "segment_ids")]
+
+
+def trim(features: dict) -> dict:
+    """Packed features cut to the longest input of the batch (padding never changes outputs)."""
+    length = tf.maximum(tf.reduce_max(tf.reduce_sum(features["input_mask"], axis=1)), 1)
+    return {name: tf.ensure_shape(value[:, :length], [None, None])
+            for name, value in features.items()}
 
 
 class ServingModule(tf.Module):
@@ -85,10 +95,7 @@ class ServingModule(tf.Module):
         tf.debugging.assert_equal(
             tf.logical_or(tf.equal(tf.size(text_b), 0), tf.equal(tf.size(text_b), tf.size(text))),
             True, message="text_b must be empty or have one entry per text")
-        features = tf.cond(tf.size(text_b) > 0, pairs, single)
-        length = tf.maximum(tf.reduce_max(tf.reduce_sum(features["input_mask"], axis=1)), 1)
-        return {name: tf.ensure_shape(value[:, :length], [None, None])
-                for name, value in features.items()}
+        return trim(tf.cond(tf.size(text_b) > 0, pairs, single))
 
     def tokens(self, features: dict) -> tf.Tensor:
         """WordPiece strings of the packed ids, "" at padding."""
@@ -190,3 +197,53 @@ class TaskServing(ServingModule):
         probabilities = outputs["probabilities"]
         return {"probabilities": probabilities,
                 "label": tf.gather(self.labels, tf.argmax(probabilities, axis=-1))}
+
+
+class TaggingServing(ServingModule):
+    """A fine-tuned tagger: one tag per whitespace-separated word of `text`.
+
+    Words are laid out exactly as fine-tuning lays out CoNLL words (features.encode_words): each
+    word tokenized on its own (a word without WordPieces takes one [UNK]), the tag read at its
+    first WordPiece, and words that no longer fit max_seq_length get the fallback tag ("O" when
+    the task has it, like the fine-tuning predictions) with probability 0.
+    """
+
+    def __init__(self, tokenizer, task_model, max_seq_length: int, labels: list):
+        super().__init__(tokenizer, max_seq_length, encoder=task_model.backbone,
+                         task_model=task_model)
+        self.labels = tf.constant(labels, tf.string)
+        self.fallback = tf.constant("O" if "O" in labels else labels[0], tf.string)
+
+    @tf.function(input_signature=[_TEXT])
+    def tag(self, text):
+        tok = self.tokenizer
+        words = tf.strings.split(text)
+        pieces = tok.tokenize(words.flat_values)
+        pieceless = tf.equal(pieces.row_lengths(), 0)
+        unk = tf.fill([tf.size(pieceless), 1], tf.constant(tok.unk_id, pieces.dtype))
+        pieces = tf.concat([pieces, tf.ragged.boolean_mask(unk, pieceless[:, None])], axis=1)
+        # Position just past each word: [CLS] + the pieces of the row's words up to it.
+        counts = pieces.row_lengths()
+        running = tf.cumsum(counts)
+        before_row = tf.gather(tf.concat([[0], running], 0), words.row_starts())
+        ends = 1 + running - tf.gather(before_row, words.value_rowids())
+        fits = ends <= self._max_seq_length - 1
+        kept = tf.ragged.boolean_mask(words.with_flat_values(pieces),
+                                      words.with_flat_values(fits))
+        features = trim(tokenization.pack_segments(kept.merge_dims(1, 2), None,
+                                                   self._max_seq_length, tok.cls_id, tok.sep_id))
+        probabilities = self.keras.task_model(features, training=False)["probabilities"]
+        first_piece = tf.stack([words.value_rowids(), tf.where(fits, ends - counts, 0)], axis=1)
+        at_words = tf.gather_nd(probabilities, first_piece)
+        tags = tf.where(fits, tf.gather(self.labels, tf.argmax(at_words, axis=-1)), self.fallback)
+        best = tf.where(fits, tf.reduce_max(at_words, axis=-1), 0.0)
+        return {"tokens": words.to_tensor(""),
+                "tags": words.with_flat_values(tags).to_tensor(""),
+                "tag_probability": words.with_flat_values(best).to_tensor(0.0)}
+
+    def outputs(self, features: dict) -> dict:
+        """Per-WordPiece tag probabilities of packed text (the base class's text function)."""
+        return {"probabilities": self.keras.task_model(features, training=False)["probabilities"]}
+
+    def signatures(self) -> dict:
+        return {**super().signatures(), "serving_default": self.tag}

@@ -18,7 +18,8 @@ from data_prep import tokenization
 from electra_tf.cli import UserError
 from electra_tf.config import ElectraConfig
 from electra_tf.export import saved_model
-from electra_tf.finetune.model import SequenceModel
+from electra_tf.finetune import features as features_lib
+from electra_tf.finetune.model import SequenceModel, TaggingModel
 from electra_tf.interop import tf1_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
@@ -290,6 +291,37 @@ def test_fine_tuned_models_serve_labels_or_scores(work, tmp_path, kind, labels):
         labels[i] for i in np.argmax(want["probabilities"], -1)]
     with pytest.raises(UserError, match="--head=generator"):
         saved_model.build_serving_module(loaded, work["vocab"], head="generator")
+
+
+def test_tagging_model_serves_one_tag_per_word_like_fine_tuning(work, tmp_path):
+    labels = ["B-X", "O", "I-X"]
+    model = TaggingModel(CONFIG, num_labels=len(labels))
+    _randomize(model, 2)
+    _save_ours(model, str(tmp_path / "model"), CONFIG,
+               {"task": "tagging", "kind": "tagging", "labels": labels, "max_seq_length": 12})
+    assert saved_model.load_checkpoint_model(str(tmp_path / "model")).default_head == "tagger"
+    path = saved_model.export_saved_model(str(tmp_path / "model"), work["vocab"],
+                                          str(tmp_path / "serving"))
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    # Non-ASCII, a word without WordPieces (a control character: one [UNK] slot), words past
+    # the 12-piece length (fallback tag "O", probability 0), and an empty text.
+    texts = ["The chef cooked the meal !", "caf\u00e9 \x01 dog", "", "the dog sat on the mat . "
+             "the cat ate the meal and was good"]
+    out = serve(text=tf.constant(texts))
+    sentences = [text.split() for text in texts]
+    arrays, positions = features_lib.encode_words(work["tokenizer"], sentences,
+                                                  [None] * len(texts), 12)
+    probabilities = model({k: tf.constant(arrays[k]) for k in ("input_ids", "input_mask",
+                                                                "segment_ids")})["probabilities"]
+    for i, (words, places) in enumerate(zip(sentences, positions)):
+        assert [w.decode() for w in out["tokens"].numpy()[i][:len(words)]] == words
+        assert (out["tokens"].numpy()[i][len(words):] == b"").all()
+        want = [labels[int(np.argmax(probabilities[i, p]))] if p >= 0 else "O" for p in places]
+        assert [t.decode() for t in out["tags"].numpy()[i][:len(words)]] == want
+        want_p = [float(np.max(probabilities[i, p])) if p >= 0 else 0.0 for p in places]
+        np.testing.assert_allclose(out["tag_probability"].numpy()[i][:len(words)], want_p,
+                                   atol=1e-5)
+    assert -1 in positions[3] and positions[3][0] == 1
 
 
 def test_tf1_checkpoint_exports_directly(work, tmp_path):

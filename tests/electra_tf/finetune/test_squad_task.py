@@ -10,7 +10,7 @@ import tensorflow as tf
 from data_prep.tokenization import Tokenizer
 from electra_tf.cli import UserError
 from electra_tf.export import saved_model
-from electra_tf.finetune import runner, squad, squad_serving, squad_task, tasks
+from electra_tf.finetune import runner, squad, squad_task, tasks
 from tests.electra_tf.finetune import squad_fixtures
 from tests.electra_tf.finetune.helpers import finetune_options, tiny_config
 
@@ -62,15 +62,12 @@ def test_squad_v2_learns_its_training_sample(trained):
 
 
 def test_exported_signature_answers_like_fine_tuning(trained, data, tmp_path):
+    """The export tool on the fine-tuned model_dir: head, window length (48) and the v2.0
+    null threshold all come from the directory."""
     summary, model_dir, config = trained
     vocab, train = data
-    metadata = tasks.load_task_metadata(model_dir)
-    model = squad_task.build_span_model(metadata, config)
-    tf.train.Checkpoint(model=model).restore(tf.train.latest_checkpoint(model_dir)) \
-        .expect_partial().assert_existing_objects_matched()
-    module = squad_serving.QAServing(Tokenizer(vocab), model, metadata, max_seq_length=48,
-                                     null_threshold=squad_task.load_null_threshold(model_dir))
-    path = saved_model.save(module, str(tmp_path / "export"))
+    assert saved_model.load_checkpoint_model(model_dir).default_head == "qa"
+    path = saved_model.export_saved_model(model_dir, vocab, str(tmp_path / "export"))
     serve = tf.saved_model.load(path).signatures["serving_default"]
     examples = squad.read_squad_json(train, version=2)[0]
     nbest = json.load(open(os.path.join(model_dir, "dev_nbest_predictions.json")))

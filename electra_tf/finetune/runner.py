@@ -396,6 +396,9 @@ def run(options) -> dict:
     """Fine-tunes (and/or evaluates, predicts) `options.task`; returns the results summary."""
     check_options(options)
     task = tasks.get_task(options.task, options)
+    # Before any TensorFlow op: --cpu_devices splits the CPU only while devices are unset.
+    strategy = distribute.create_strategy(options.strategy, options.tpu,
+                                          options.cpu_devices)
     tokenizer = Tokenizer(options.vocab_file, do_lower_case=options.do_lower_case,
                           strip_accents=options.do_lower_case)
     os.makedirs(options.model_dir, exist_ok=True)
@@ -408,7 +411,6 @@ def run(options) -> dict:
         log(f"{split}: {data[split].num_examples:,} examples")
     pairs = any(getattr(e, "text_b", None) is not None for f in data.values()
                 for e in f.examples[:100])
-    strategy = distribute.create_strategy(options.strategy, options.tpu)
     trials = []
     for k in range(options.num_trials):
         directory = (options.model_dir if options.num_trials == 1

@@ -67,8 +67,6 @@ flags.DEFINE_boolean("deterministic", False, "Deterministic ops (slower): with t
 # Devices, speed and checkpoints.
 runtime_flags.define(keep_checkpoint_max=5,
                      keep_checkpoint_help="Checkpoints kept in model_dir (0: all).")
-flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into this many logical devices (to try "
-                     "--strategy=mirrored without GPUs).")
 flags.DEFINE_integer("steps_per_loop", 100, "Training steps per tf.function call (and per "
                      "progress line and TensorBoard point).")
 

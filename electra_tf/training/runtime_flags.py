@@ -14,6 +14,8 @@ def define(keep_checkpoint_max: int, keep_checkpoint_help: str) -> None:
                       "multi_worker_mirrored reads TF_CONFIG; tpu uses --tpu.")
     flags.DEFINE_string("tpu", "", "TPU for --strategy=tpu: empty or 'local' on a TPU VM, else "
                         "the TPU name or grpc:// address.")
+    flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into this many logical devices (to "
+                         "try --strategy=mirrored without GPUs).")
     flags.DEFINE_enum("mixed_precision", "float32",
                       ["float32", "mixed_bfloat16", "mixed_float16"],
                       "Keras dtype policy (losses are computed in float32); mixed_float16 adds "

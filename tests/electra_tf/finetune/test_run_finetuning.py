@@ -1,6 +1,8 @@
-"""run_finetuning.py on bad input: one `error:` line naming the problem, exit status 2, no
-traceback."""
+"""run_finetuning.py as a command: fine-tuning and evaluation under `mirrored` (two logical CPU
+devices, which must be set before TensorFlow starts, hence a subprocess); bad input gives one
+`error:` line naming the problem, exit status 2, no traceback."""
 
+import json
 import os
 import re
 import subprocess
@@ -8,7 +10,8 @@ import sys
 
 import pytest
 
-from tests.electra_tf.finetune.helpers import VOCAB
+from electra_tf.finetune import runner
+from tests.electra_tf.finetune.helpers import VOCAB, finetune_options, sentiment_rows, write_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__)))))
@@ -54,3 +57,29 @@ def test_bad_input_is_one_line(case, tmp_path, vocab_file, request):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr
     assert re.search(pattern, errors[0]), errors[0]
+
+
+def test_mirrored_fine_tuning_evaluates_each_dev_example_once(tmp_path, vocab_file,
+                                                              pretrained_dir):
+    train = write_table(tmp_path / "train.tsv", ["text", "label"], sentiment_rows(96, 0))
+    # 21 dev examples: neither the eval batch (8) nor the replica count (2) divides it, so the
+    # last batch is padded and split unevenly between the replicas.
+    dev = write_table(tmp_path / "dev.tsv", ["text", "label"], sentiment_rows(21, 1))
+    model_dir = tmp_path / "model"
+    result = run_finetuning(
+        "--task=classification", f"--train_file={train}", f"--dev_file={dev}",
+        f"--vocab_file={vocab_file}", f"--init_checkpoint={pretrained_dir.path}",
+        f"--model_dir={model_dir}", "--strategy=mirrored", "--cpu_devices=2",
+        "--max_seq_length=16", "--train_batch_size=16", "--eval_batch_size=8",
+        "--learning_rate=3e-3", "--num_train_epochs=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(model_dir / runner.RESULTS_FILE) as f:
+        mirrored = json.load(f)["trials"][0]["results"]["dev"]
+    assert mirrored["accuracy"] * 21 == pytest.approx(round(mirrored["accuracy"] * 21))
+    # The same weights evaluated on one device, in this process: the same scores.
+    again = runner.run(finetune_options(
+        task="classification", dev_file=dev, vocab_file=vocab_file, model_dir=str(model_dir),
+        do_train=False, max_seq_length=16, eval_batch_size=8))
+    one_device = again["trials"][0]["results"]["dev"]
+    assert one_device["accuracy"] == mirrored["accuracy"]
+    assert one_device["loss"] == pytest.approx(mirrored["loss"], rel=1e-5)

@@ -23,6 +23,7 @@ from electra_tf.cli import UserError
 from electra_tf.config import SPECIAL_TOKENS, ElectraConfig
 from electra_tf.export import serving
 from electra_tf.finetune import model as model_lib
+from electra_tf.finetune import tasks
 from electra_tf.interop import tf1_checkpoint
 from electra_tf.training import checkpoints
 
@@ -129,7 +130,9 @@ def build_serving_module(loaded: CheckpointModel, vocab_file: str, head: str = "
         return serving.GeneratorServing(tokenizer, model.discriminator, model.generator,
                                         model.generator_head, max_seq_length, top_k)
     if head == "tagger":
-        return serving.TaggingServing(tokenizer, model, max_seq_length, loaded.task["labels"])
+        labels = loaded.task["labels"]
+        return serving.TaggingServing(tokenizer, model, max_seq_length, labels,
+                                      tasks.cut_off_tag(labels))
     if head == "qa":
         from electra_tf.finetune import squad_serving, squad_task
         return squad_serving.QAServing(

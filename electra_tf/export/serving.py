@@ -204,15 +204,16 @@ class TaggingServing(ServingModule):
 
     Words are laid out exactly as fine-tuning lays out CoNLL words (features.encode_words): each
     word tokenized on its own (a word without WordPieces takes one [UNK]), the tag read at its
-    first WordPiece, and words that no longer fit max_seq_length get the fallback tag ("O" when
-    the task has it, like the fine-tuning predictions) with probability 0.
+    first WordPiece, and words that no longer fit max_seq_length get `cut_off_tag` (the
+    fine-tuning predictions' tasks.cut_off_tag) with probability 0.
     """
 
-    def __init__(self, tokenizer, task_model, max_seq_length: int, labels: list):
+    def __init__(self, tokenizer, task_model, max_seq_length: int, labels: list,
+                 cut_off_tag: str):
         super().__init__(tokenizer, max_seq_length, encoder=task_model.backbone,
                          task_model=task_model)
         self.labels = tf.constant(labels, tf.string)
-        self.fallback = tf.constant("O" if "O" in labels else labels[0], tf.string)
+        self.fallback = tf.constant(cut_off_tag, tf.string)
 
     @tf.function(input_signature=[_TEXT])
     def tag(self, text):
@@ -232,7 +233,7 @@ class TaggingServing(ServingModule):
                                       words.with_flat_values(fits))
         features = trim(tokenization.pack_segments(kept.merge_dims(1, 2), None,
                                                    self._max_seq_length, tok.cls_id, tok.sep_id))
-        probabilities = self.keras.task_model(features, training=False)["probabilities"]
+        probabilities = self.outputs(features)["probabilities"]
         first_piece = tf.stack([words.value_rowids(), tf.where(fits, ends - counts, 0)], axis=1)
         at_words = tf.gather_nd(probabilities, first_piece)
         tags = tf.where(fits, tf.gather(self.labels, tf.argmax(at_words, axis=-1)), self.fallback)
@@ -242,7 +243,8 @@ class TaggingServing(ServingModule):
                 "tag_probability": words.with_flat_values(best).to_tensor(0.0)}
 
     def outputs(self, features: dict) -> dict:
-        """Per-WordPiece tag probabilities of packed text (the base class's text function)."""
+        """Per-WordPiece tag probabilities of packed features (also behind the base class's
+        text/text_b function)."""
         return {"probabilities": self.keras.task_model(features, training=False)["probabilities"]}
 
     def signatures(self) -> dict:

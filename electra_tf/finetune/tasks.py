@@ -271,6 +271,12 @@ class SequenceTask(LabelledTask):
         write_tsv(path, header, rows)
 
 
+def cut_off_tag(labels: Sequence[str]) -> str:
+    """The tag of a word past max_seq_length (fine-tuning predictions and the served tagger):
+    "O" when the task has it, else its first label."""
+    return "O" if "O" in labels else labels[0]
+
+
 class TaggingTask(LabelledTask):
     """Word-level tagging (NER, chunking): label on the first WordPiece of each word, span F1."""
 
@@ -300,8 +306,8 @@ class TaggingTask(LabelledTask):
         return FeatureSet(arrays, examples, {"word_positions": word_positions})
 
     def predicted_tags(self, features: FeatureSet, outputs: dict) -> list:
-        """Tags per word; a word cut off by max_seq_length gets "O" (or the first label)."""
-        fallback = "O" if "O" in self.labels else self.labels[0]
+        """Tags per word; a word cut off by max_seq_length gets `cut_off_tag`."""
+        fallback = cut_off_tag(self.labels)
         tags = []
         for row, positions in zip(outputs["predictions"], features.extras["word_positions"]):
             tags.append([self.labels[int(row[p])] if p >= 0 else fallback for p in positions])

@@ -220,8 +220,7 @@ def main(argv):
         base, copies = (repeated(corpus, k, workdir) for k in (FLAGS.base_copies, FLAGS.copies))
         print(f"corpus: {corpus} ({corpus.stat().st_size / 1e6:.1f} MB; steady rates from "
               f"{FLAGS.base_copies} and {FLAGS.copies} copies of it), vocab: {vocab}, "
-              f"max_seq_length "
-              f"{FLAGS.max_seq_length}, {os.cpu_count()} CPUs, load average "
+              f"max_seq_length {FLAGS.max_seq_length}, {os.cpu_count()} CPUs, load average "
               f"{os.getloadavg()[0]:.1f}")
         rates = {}
         for processes in (1, 2):

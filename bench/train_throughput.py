@@ -53,7 +53,7 @@ flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"],
                   "Keras mixed-precision policies to time: float32, mixed_bfloat16, "
                   "mixed_float16.")
 flags.DEFINE_list("jit", ["false", "true"], "jit_compile settings to time.")
-flags.DEFINE_integer("setting_timeout", 60, "Seconds allowed to each setting (process start, "
+flags.DEFINE_integer("setting_timeout", 150, "Seconds allowed to each setting (process start, "
                      "model build, compilation, warmup and timed steps).")
 flags.DEFINE_integer("peak_size", 0, "Side of the square matrices of the peak measurement "
                      "(0: 2048 on CPU, 8192 on GPU).")

@@ -39,7 +39,12 @@ class GeneratorHead(keras.layers.Layer):
         """`word_embeddings` is the shared [V, E] table (the tied output embedding)."""
         hidden = self.layer_norm(self.dense(hidden))
         table = ops.cast(word_embeddings, self.compute_dtype)
-        logits = ops.einsum("bne,ve->bnv", hidden, table)
+        # One 2-D product over all B * N slots: as a [B, N, E] x [V, E] broadcast product, the
+        # table's gradient would be a [B, E, V] batch (500 MB for ELECTRA-Small at batch 32)
+        # summed over B.
+        flat = ops.reshape(hidden, (-1, self.config.embedding_size))
+        logits = ops.matmul(flat, ops.transpose(table))
+        logits = ops.reshape(logits, (*ops.shape(hidden)[:-1], self.config.vocab_size))
         return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
 
 

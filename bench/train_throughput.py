@@ -6,13 +6,17 @@ and the fraction of this machine's measured dense-matmul peak.
         [--jit=false,true]
 
 1. Peak: a chain of large square tf.matmul products (float32, bfloat16), timed best-of-3; this is
-   the ceiling the model's matmuls could reach here, not the vendor's figure.
+   the ceiling the model's matmuls could reach here, not the vendor's figure. It is measured once
+   before the settings (the header line) and again in each setting's process, before, between
+   and after its timed windows: that second figure is the one each fraction uses, because on a
+   shared host the available CPU drifts within minutes (the first figure read 170-268 GFLOP/s
+   in runs an hour apart).
 2. For each precision x jit setting, the training loop's own step (electra_tf.training.loop's
    Trainer over ElectraPretrainer with the recipe's optimizer: masking, generator, sampling,
    discriminator, backward, gradient clipping, AdamW update) on synthetic full-length batches:
    `--warmup_steps` steps absorb tracing and XLA compilation, then `--windows` windows of
    `--steps` steps, each inside one tf.function as Trainer.train runs them between two reports;
-   the fastest window counts, as the fastest of 3 runs does for the peak (the same statistic for
+   the fastest window counts, as the fastest chain does for the peak (the same statistic for
    both, so the other processes on a shared host bias neither).
 Each measurement runs in a fresh process with a time limit (`--setting_timeout`): XLA:CPU can take
 many minutes to compile the bfloat16 step, and a setting that runs out of time is reported as such
@@ -102,35 +106,50 @@ def import_tensorflow(threads: tuple):
     return tf
 
 
-def measure_peaks(report, dtypes: list, size: int, threads: tuple, chain: int = 8) -> dict:
-    """{dtype: (GFLOP/s, GFLOP per CPU-second)}: best of 3 runs of `chain` dependent size^3
-    matmuls in one tf.function."""
+def matmul_chain(tf, dtype: str, size: int, chain: int = 8):
+    """A function that runs `chain` dependent size^3 matmuls in one tf.function and returns
+    (wall seconds, CPU seconds, GFLOP) of that run; its first call is untimed (tracing)."""
+    a = tf.cast(tf.random.normal((size, size), stddev=size ** -0.5), dtype)
+    b = tf.cast(tf.random.normal((size, size), stddev=size ** -0.5), dtype)
+
+    @tf.function
+    def products(a, b):
+        for _ in range(chain):
+            a = tf.matmul(a, b)
+        return tf.reduce_sum(tf.cast(a, tf.float32))
+
+    products(a, b).numpy()
+
+    def run() -> tuple:
+        wall, cpu = time.perf_counter(), time.process_time()
+        products(a, b).numpy()
+        return time.perf_counter() - wall, time.process_time() - cpu, 2 * size ** 3 * chain / 1e9
+
+    return run
+
+
+def peak_size(tf, size: int) -> int:
+    return size or (8192 if tf.config.list_physical_devices("GPU") else 2048)
+
+
+def best_rates(runs: list) -> tuple:
+    """(GFLOP/s, GFLOP per CPU-second) of the fastest of (wall, cpu, gflop) runs."""
+    gflop = runs[0][2]
+    return (gflop / min(wall for wall, _, _ in runs), gflop / min(cpu for _, cpu, _ in runs))
+
+
+def measure_peaks(report, dtypes: list, size: int, threads: tuple) -> dict:
+    """{dtype: (GFLOP/s, GFLOP per CPU-second)}: the fastest of 3 matmul chains."""
     tf = import_tensorflow(threads)
     gpus = tf.config.list_physical_devices("GPU")
     device = (tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
               if gpus else f"CPU x{os.cpu_count()}")
-    size = size or (8192 if gpus else 2048)
+    size = peak_size(tf, size)
     report("phase", "peak")
     peaks = {}
     for dtype in dtypes:
-        a = tf.cast(tf.random.normal((size, size), stddev=size ** -0.5), dtype)
-        b = tf.cast(tf.random.normal((size, size), stddev=size ** -0.5), dtype)
-
-        @tf.function
-        def products(a, b):
-            for _ in range(chain):
-                a = tf.matmul(a, b)
-            return tf.reduce_sum(tf.cast(a, tf.float32))
-
-        products(a, b).numpy()
-        best_wall = best_cpu = float("inf")
-        for _ in range(3):
-            wall, cpu = time.perf_counter(), time.process_time()
-            products(a, b).numpy()
-            best_wall = min(best_wall, time.perf_counter() - wall)
-            best_cpu = min(best_cpu, time.process_time() - cpu)
-        gflop = 2 * size ** 3 * chain / 1e9
-        peaks[dtype] = (gflop / best_wall, gflop / best_cpu)
+        run = matmul_chain(tf, dtype, size)
+        peaks[dtype] = best_rates([run() for _ in range(3)])
     return {"device": device, "tensorflow": tf.__version__, "peak_size": size, "peaks": peaks}
 
 
@@ -157,7 +176,8 @@ def synthetic_input_fn(tf, config, pool: int = 8):
 
 
 def time_setting(report, config_values: dict, precision: str, jit: bool, batch_size: int,
-                 steps: int, windows: int, warmup_steps: int, threads: tuple) -> dict:
+                 steps: int, windows: int, warmup_steps: int, threads: tuple,
+                 size: int) -> dict:
     tf = import_tensorflow(threads)
     from electra_tf.config import ElectraConfig
     from electra_tf.pretraining.objective import ElectraPretrainer
@@ -193,12 +213,21 @@ def time_setting(report, config_values: dict, precision: str, jit: bool, batch_s
         report("phase", "tracing/compilation and warmup")
         warmup, _ = run_steps(warmup_steps)
         report("phase", "timed steps")
-        timings = [run_steps(steps) for _ in range(windows)]
+        # The peak is measured between the windows, in this process: on a shared host the
+        # available CPU drifts within minutes, and a peak taken earlier would not match.
+        peak_run = matmul_chain(tf, PEAK_DTYPE[precision], peak_size(tf, size))
+        timings, peak_runs = [], []
+        for _ in range(windows):
+            peak_runs.append(peak_run())
+            timings.append(run_steps(steps))
+        peak_runs.append(peak_run())
         elapsed = min(wall for wall, _ in timings)
         cpu = min(cpu for _, cpu in timings)
     sequences = batch_size * steps
+    peak_wall, peak_cpu = best_rates(peak_runs)
     return {"warmup_s": warmup, "step_ms": 1000 * elapsed / steps,
-            "sequences_per_s": sequences / elapsed, "sequences_per_cpu_s": sequences / cpu}
+            "sequences_per_s": sequences / elapsed, "sequences_per_cpu_s": sequences / cpu,
+            "peak_gflops": peak_wall, "peak_gflops_per_cpu_s": peak_cpu}
 
 
 def _child(messages, function, kwargs):
@@ -283,20 +312,21 @@ def main(argv):
         f"inter={threads[1] or 'default'}")
     peaks = machine["peaks"]
     for dtype, (wall, cpu) in peaks.items():
-        say(f"matmul peak {dtype} ({machine['peak_size']}^3): {wall:,.0f} GFLOP/s "
-            f"({cpu:,.0f} per CPU-second)")
+        say(f"matmul peak {dtype} ({machine['peak_size']}^3), before the settings: "
+            f"{wall:,.0f} GFLOP/s ({cpu:,.0f} per CPU-second)")
     say(f"ELECTRA-{FLAGS.model_size}, seq {FLAGS.seq_length}, batch {FLAGS.batch_size}: "
         f"{flops / 1e9:.2f} GFLOP per sequence per training step (matmuls, 3 x forward)")
+    say("peak: the same matmul chain between the timed windows, in the setting's process")
     say(f"{'precision':<15} {'jit':<5} {'seq/s':>9} {'step ms':>9} {'GFLOP/s':>9} "
-        f"{'of peak':>8} {'(cpu)':>6} {'warmup s':>9} {'load':>5}")
+        f"{'peak':>7} {'of peak':>8} {'(cpu)':>6} {'warmup s':>9} {'load':>5}")
     rows = []
     for precision in FLAGS.precisions:
-        peak_wall, peak_cpu = peaks[PEAK_DTYPE[precision]]
         for jit in jit_settings:
             kind, result = in_child_process(
                 time_setting, FLAGS.setting_timeout, config_values=config.to_dict(),
                 precision=precision, jit=jit, batch_size=FLAGS.batch_size, steps=FLAGS.steps,
-                windows=FLAGS.windows, warmup_steps=FLAGS.warmup_steps, threads=threads)
+                windows=FLAGS.windows, warmup_steps=FLAGS.warmup_steps, threads=threads,
+                size=machine["peak_size"])
             row = {"precision": precision, "jit": jit, "load": os.getloadavg()[0]}
             label = f"{precision:<15} {str(jit).lower():<5}"
             if kind != "done":
@@ -306,11 +336,12 @@ def main(argv):
             else:
                 achieved = result["sequences_per_s"] * flops / 1e9
                 row.update(result, status="ok", gflops=achieved,
-                           fraction_of_peak=achieved / peak_wall,
+                           fraction_of_peak=achieved / result["peak_gflops"],
                            cpu_fraction_of_peak=result["sequences_per_cpu_s"] * flops / 1e9
-                           / peak_cpu)
+                           / result["peak_gflops_per_cpu_s"])
                 say(f"{label} {row['sequences_per_s']:>9.1f} {row['step_ms']:>9.0f} "
-                    f"{achieved:>9,.0f} {row['fraction_of_peak']:>8.0%} "
+                    f"{achieved:>9,.0f} {result['peak_gflops']:>7,.0f} "
+                    f"{row['fraction_of_peak']:>8.0%} "
                     f"{row['cpu_fraction_of_peak']:>6.0%} {row['warmup_s']:>9.1f} "
                     f"{row['load']:>5.1f}")
             rows.append(row)

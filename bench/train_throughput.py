@@ -132,10 +132,15 @@ def peak_size(tf, size: int) -> int:
     return size or (8192 if tf.config.list_physical_devices("GPU") else 2048)
 
 
+def fastest(runs: list) -> tuple:
+    """(shortest wall, shortest CPU seconds) over runs given as (wall, cpu, ...) tuples."""
+    return min(run[0] for run in runs), min(run[1] for run in runs)
+
+
 def best_rates(runs: list) -> tuple:
     """(GFLOP/s, GFLOP per CPU-second) of the fastest of (wall, cpu, gflop) runs."""
-    gflop = runs[0][2]
-    return (gflop / min(wall for wall, _, _ in runs), gflop / min(cpu for _, cpu, _ in runs))
+    wall, cpu = fastest(runs)
+    return runs[0][2] / wall, runs[0][2] / cpu
 
 
 def measure_peaks(report, dtypes: list, size: int, threads: tuple) -> dict:
@@ -221,8 +226,7 @@ def time_setting(report, config_values: dict, precision: str, jit: bool, batch_s
             peak_runs.append(peak_run())
             timings.append(run_steps(steps))
         peak_runs.append(peak_run())
-        elapsed = min(wall for wall, _ in timings)
-        cpu = min(cpu for _, cpu in timings)
+        elapsed, cpu = fastest(timings)
     sequences = batch_size * steps
     peak_wall, peak_cpu = best_rates(peak_runs)
     return {"warmup_s": warmup, "step_ms": 1000 * elapsed / steps,

@@ -18,6 +18,11 @@ and the fraction of this machine's measured dense-matmul peak.
    `--steps` steps, each inside one tf.function as Trainer.train runs them between two reports;
    the fastest window counts, as the fastest chain does for the peak (the same statistic for
    both, so the other processes on a shared host bias neither).
+3. In the same process, between those windows, the step's matmuls alone: every product of the
+   FLOP count below, with the step's shapes, precision and jit setting, and nothing else (the
+   "matmuls" column, as a fraction of the same peak). It is the ceiling of that setting: where
+   it is close to the step's own fraction, the rest of the step is not what holds it back; where
+   it is far below the peak, the matrix kernels do not reach the peak at the model's shapes.
 Each measurement runs in a fresh process with a time limit (`--setting_timeout`): XLA:CPU can take
 many minutes to compile the bfloat16 step, and a setting that runs out of time is reported as such
 instead of stalling the table. On a shared CPU, wall-clock rates follow the other processes' load,
@@ -74,24 +79,33 @@ PEAK_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16
 CLS_ID, SEP_ID, MASK_ID = 101, 102, 103
 
 
-def encoder_flops(seq: int, hidden: int, ffn: int, layers: int) -> int:
-    return layers * (8 * seq * hidden ** 2 + 4 * seq ** 2 * hidden + 4 * seq * hidden * ffn)
+def forward_matmuls(config, batch: int) -> list:
+    """(batch dims, M, K, N) of every matmul in one forward pass over `batch` sequences: both
+    towers, then the two heads (see the module docstring)."""
+    seq, emb = config.max_seq_length, config.embedding_size
+    gen = config.generator_config()
+    rows = batch * seq
+    products = []
+    for tower in (config, gen):
+        hidden, heads = tower.hidden_size, tower.num_attention_heads
+        width = hidden // heads
+        if emb != hidden:
+            products.append((1, rows, emb, hidden))
+        for _ in range(tower.num_hidden_layers):
+            products += [(1, rows, hidden, hidden)] * 3  # query, key, value
+            products += [(batch * heads, seq, width, seq), (batch * heads, seq, seq, width)]
+            products += [(1, rows, hidden, hidden), (1, rows, hidden, tower.intermediate_size),
+                         (1, rows, tower.intermediate_size, hidden)]
+    products += [(1, rows, config.hidden_size, config.hidden_size),
+                 (1, rows, config.hidden_size, 1)]
+    slots = batch * config.max_predictions_per_seq
+    products += [(1, slots, gen.hidden_size, emb), (1, slots, emb, config.vocab_size)]
+    return products
 
 
 def training_flops_per_sequence(config) -> int:
     """Matmul FLOPs of one training step per sequence (see the module docstring)."""
-    seq, emb = config.max_seq_length, config.embedding_size
-    gen = config.generator_config()
-    forward = 0
-    for tower in (config, gen):
-        forward += encoder_flops(seq, tower.hidden_size, tower.intermediate_size,
-                                 tower.num_hidden_layers)
-        if emb != tower.hidden_size:
-            forward += 2 * seq * emb * tower.hidden_size
-    forward += 2 * seq * config.hidden_size ** 2 + 2 * seq * config.hidden_size
-    slots = config.max_predictions_per_seq
-    forward += 2 * slots * gen.hidden_size * emb + 2 * slots * emb * config.vocab_size
-    return 3 * forward
+    return 3 * sum(2 * b * m * k * n for b, m, k, n in forward_matmuls(config, 1))
 
 
 # ------------------------------------------------------------ measurements (child processes)
@@ -125,6 +139,57 @@ def matmul_chain(tf, dtype: str, size: int, chain: int = 8):
         products(a, b).numpy()
         return time.perf_counter() - wall, time.process_time() - cpu, 2 * size ** 3 * chain / 1e9
 
+    return run
+
+
+def step_matmuls(tf, config, batch: int, dtype: str, jit: bool, chunk_bytes: int = 2 ** 30):
+    """A function that runs the training step's matmuls alone (each product of `forward_matmuls`
+    and its two gradients: the step's shapes and FLOPs, nothing else) and returns (wall seconds,
+    CPU seconds, GFLOP).
+
+    This is the ceiling of the step under the same precision and jit setting: the fraction of the
+    peak it reaches is what the step would reach if softmax, LayerNorm, GELU, dropout, sampling
+    and the optimizer cost nothing. Each product's result is kept (returned), so neither XLA nor
+    Grappler can drop it; to bound memory, the products run in chunks of about `chunk_bytes` of
+    results, one tf.function call each. The first call is untimed (tracing, compilation)."""
+    operands = {}
+
+    def operand(b, rows, cols):
+        shape = (rows, cols) if b == 1 else (b, rows, cols)
+        if shape not in operands:
+            operands[shape] = tf.cast(tf.random.normal(shape, stddev=cols ** -0.5), dtype)
+        return operands[shape]
+
+    # Each forward product A[M, K] x B[K, N] and its two gradients as TensorFlow computes them:
+    # G[M, N] x B^T for the input, A^T x G for the weight.
+    products = [(operand(b, m, k), operand(b, k, n), operand(b, m, n))
+                for b, m, k, n in forward_matmuls(config, batch)]
+    gflop = training_flops_per_sequence(config) * batch / 1e9
+    chunks, chunk, size = [], [], 0
+    itemsize = tf.as_dtype(dtype).size
+    for a, b, g in products:
+        chunk.append((a, b, g))
+        # The results have the shapes of G, A and B.
+        size += sum(x.shape.num_elements() for x in (a, b, g)) * itemsize
+        if size >= chunk_bytes:
+            chunks.append(chunk)
+            chunk, size = [], 0
+    chunks += [chunk] if chunk else []
+
+    @tf.function(jit_compile=jit)
+    def run_chunk(triples):
+        return [result for a, b, g in triples
+                for result in (tf.matmul(a, b), tf.matmul(g, b, transpose_b=True),
+                               tf.matmul(a, g, transpose_a=True))]
+
+    def run() -> tuple:
+        wall, cpu = time.perf_counter(), time.process_time()
+        for triples in chunks:
+            # One element fetched: waits for the chunk without copying its results.
+            tf.reshape(run_chunk(triples)[-1], [-1])[0].numpy()
+        return time.perf_counter() - wall, time.process_time() - cpu, gflop
+
+    run()
     return run
 
 
@@ -217,21 +282,25 @@ def time_setting(report, config_values: dict, precision: str, jit: bool, batch_s
 
         report("phase", "tracing/compilation and warmup")
         warmup, _ = run_steps(warmup_steps)
-        report("phase", "timed steps")
         # The peak is measured between the windows, in this process: on a shared host the
         # available CPU drifts within minutes, and a peak taken earlier would not match.
         peak_run = matmul_chain(tf, PEAK_DTYPE[precision], peak_size(tf, size))
-        timings, peak_runs = [], []
+        report("phase", "matmuls alone: compilation")
+        matmuls_run = step_matmuls(tf, config, batch_size, PEAK_DTYPE[precision], jit)
+        report("phase", "timed steps")
+        timings, peak_runs, matmuls_runs = [], [], []
         for _ in range(windows):
             peak_runs.append(peak_run())
             timings.append(run_steps(steps))
+            matmuls_runs.append(matmuls_run())
         peak_runs.append(peak_run())
         elapsed, cpu = fastest(timings)
     sequences = batch_size * steps
     peak_wall, peak_cpu = best_rates(peak_runs)
     return {"warmup_s": warmup, "step_ms": 1000 * elapsed / steps,
             "sequences_per_s": sequences / elapsed, "sequences_per_cpu_s": sequences / cpu,
-            "peak_gflops": peak_wall, "peak_gflops_per_cpu_s": peak_cpu}
+            "peak_gflops": peak_wall, "peak_gflops_per_cpu_s": peak_cpu,
+            "matmuls_only_gflops": best_rates(matmuls_runs)[0]}
 
 
 def _child(messages, function, kwargs):
@@ -321,8 +390,9 @@ def main(argv):
     say(f"ELECTRA-{FLAGS.model_size}, seq {FLAGS.seq_length}, batch {FLAGS.batch_size}: "
         f"{flops / 1e9:.2f} GFLOP per sequence per training step (matmuls, 3 x forward)")
     say("peak: the same matmul chain between the timed windows, in the setting's process")
+    say("matmuls: the step's own matmuls alone (same shapes, precision and jit), of that peak")
     say(f"{'precision':<15} {'jit':<5} {'seq/s':>9} {'step ms':>9} {'GFLOP/s':>9} "
-        f"{'peak':>7} {'of peak':>8} {'(cpu)':>6} {'warmup s':>9} {'load':>5}")
+        f"{'peak':>7} {'of peak':>8} {'(cpu)':>6} {'matmuls':>8} {'warmup s':>9} {'load':>5}")
     rows = []
     for precision in FLAGS.precisions:
         for jit in jit_settings:
@@ -342,11 +412,14 @@ def main(argv):
                 row.update(result, status="ok", gflops=achieved,
                            fraction_of_peak=achieved / result["peak_gflops"],
                            cpu_fraction_of_peak=result["sequences_per_cpu_s"] * flops / 1e9
-                           / result["peak_gflops_per_cpu_s"])
+                           / result["peak_gflops_per_cpu_s"],
+                           matmuls_only_fraction_of_peak=result["matmuls_only_gflops"]
+                           / result["peak_gflops"])
                 say(f"{label} {row['sequences_per_s']:>9.1f} {row['step_ms']:>9.0f} "
                     f"{achieved:>9,.0f} {result['peak_gflops']:>7,.0f} "
                     f"{row['fraction_of_peak']:>8.0%} "
-                    f"{row['cpu_fraction_of_peak']:>6.0%} {row['warmup_s']:>9.1f} "
+                    f"{row['cpu_fraction_of_peak']:>6.0%} "
+                    f"{row['matmuls_only_fraction_of_peak']:>8.0%} {row['warmup_s']:>9.1f} "
                     f"{row['load']:>5.1f}")
             rows.append(row)
     if FLAGS.output_json:

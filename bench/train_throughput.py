@@ -72,6 +72,8 @@ flags.DEFINE_integer("peak_size", 0, "Side of the square matrices of the peak me
                      "(0: 2048 on CPU, 8192 on GPU).")
 flags.DEFINE_integer("intra_op_threads", 0, "TensorFlow intra-op threads (0: TF's default).")
 flags.DEFINE_integer("inter_op_threads", 0, "TensorFlow inter-op threads (0: TF's default).")
+flags.DEFINE_boolean("matmuls_alone", True, "Also time the step's matmuls alone in each "
+                     "setting (the 'matmuls' column; one more compilation per setting).")
 flags.DEFINE_string("output_json", "", "Also write the results here as JSON.")
 
 PEAK_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
@@ -247,7 +249,7 @@ def synthetic_input_fn(tf, config, pool: int = 8):
 
 def time_setting(report, config_values: dict, precision: str, jit: bool, batch_size: int,
                  steps: int, windows: int, warmup_steps: int, threads: tuple,
-                 size: int) -> dict:
+                 size: int, matmuls_alone: bool) -> dict:
     tf = import_tensorflow(threads)
     from electra_tf.config import ElectraConfig
     from electra_tf.pretraining.objective import ElectraPretrainer
@@ -285,14 +287,17 @@ def time_setting(report, config_values: dict, precision: str, jit: bool, batch_s
         # The peak is measured between the windows, in this process: on a shared host the
         # available CPU drifts within minutes, and a peak taken earlier would not match.
         peak_run = matmul_chain(tf, PEAK_DTYPE[precision], peak_size(tf, size))
-        report("phase", "matmuls alone: compilation")
-        matmuls_run = step_matmuls(tf, config, batch_size, PEAK_DTYPE[precision], jit)
+        matmuls_run = None
+        if matmuls_alone:
+            report("phase", "matmuls alone: compilation")
+            matmuls_run = step_matmuls(tf, config, batch_size, PEAK_DTYPE[precision], jit)
         report("phase", "timed steps")
         timings, peak_runs, matmuls_runs = [], [], []
         for _ in range(windows):
             peak_runs.append(peak_run())
             timings.append(run_steps(steps))
-            matmuls_runs.append(matmuls_run())
+            if matmuls_run:
+                matmuls_runs.append(matmuls_run())
         peak_runs.append(peak_run())
         elapsed, cpu = fastest(timings)
     sequences = batch_size * steps
@@ -300,7 +305,7 @@ def time_setting(report, config_values: dict, precision: str, jit: bool, batch_s
     return {"warmup_s": warmup, "step_ms": 1000 * elapsed / steps,
             "sequences_per_s": sequences / elapsed, "sequences_per_cpu_s": sequences / cpu,
             "peak_gflops": peak_wall, "peak_gflops_per_cpu_s": peak_cpu,
-            "matmuls_only_gflops": best_rates(matmuls_runs)[0]}
+            "matmuls_only_gflops": best_rates(matmuls_runs)[0] if matmuls_runs else None}
 
 
 def _child(messages, function, kwargs):
@@ -400,7 +405,7 @@ def main(argv):
                 time_setting, FLAGS.setting_timeout, config_values=config.to_dict(),
                 precision=precision, jit=jit, batch_size=FLAGS.batch_size, steps=FLAGS.steps,
                 windows=FLAGS.windows, warmup_steps=FLAGS.warmup_steps, threads=threads,
-                size=machine["peak_size"])
+                size=machine["peak_size"], matmuls_alone=FLAGS.matmuls_alone)
             row = {"precision": precision, "jit": jit, "load": os.getloadavg()[0]}
             label = f"{precision:<15} {str(jit).lower():<5}"
             if kind != "done":
@@ -413,13 +418,15 @@ def main(argv):
                            fraction_of_peak=achieved / result["peak_gflops"],
                            cpu_fraction_of_peak=result["sequences_per_cpu_s"] * flops / 1e9
                            / result["peak_gflops_per_cpu_s"],
-                           matmuls_only_fraction_of_peak=result["matmuls_only_gflops"]
-                           / result["peak_gflops"])
+                           matmuls_only_fraction_of_peak=(
+                               result["matmuls_only_gflops"] / result["peak_gflops"]
+                               if result["matmuls_only_gflops"] else None))
+                matmuls = row["matmuls_only_fraction_of_peak"]
                 say(f"{label} {row['sequences_per_s']:>9.1f} {row['step_ms']:>9.0f} "
                     f"{achieved:>9,.0f} {result['peak_gflops']:>7,.0f} "
                     f"{row['fraction_of_peak']:>8.0%} "
                     f"{row['cpu_fraction_of_peak']:>6.0%} "
-                    f"{row['matmuls_only_fraction_of_peak']:>8.0%} {row['warmup_s']:>9.1f} "
+                    f"{format(matmuls, '.0%') if matmuls else '-':>8} {row['warmup_s']:>9.1f} "
                     f"{row['load']:>5.1f}")
             rows.append(row)
     if FLAGS.output_json:

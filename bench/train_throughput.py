@@ -122,9 +122,22 @@ def import_tensorflow(threads: tuple):
     return tf
 
 
+def timed(call, gflop: float):
+    """Calls `call` once untimed (tracing, compilation), then returns a function that calls it
+    again and returns (wall seconds, CPU seconds, gflop) of that call."""
+    call()
+
+    def run() -> tuple:
+        wall, cpu = time.perf_counter(), time.process_time()
+        call()
+        return time.perf_counter() - wall, time.process_time() - cpu, gflop
+
+    return run
+
+
 def matmul_chain(tf, dtype: str, size: int, chain: int = 8):
     """A function that runs `chain` dependent size^3 matmuls in one tf.function and returns
-    (wall seconds, CPU seconds, GFLOP) of that run; its first call is untimed (tracing)."""
+    (wall seconds, CPU seconds, GFLOP) of that run (see `timed`)."""
     a = tf.cast(tf.random.normal((size, size), stddev=size ** -0.5), dtype)
     b = tf.cast(tf.random.normal((size, size), stddev=size ** -0.5), dtype)
 
@@ -134,14 +147,7 @@ def matmul_chain(tf, dtype: str, size: int, chain: int = 8):
             a = tf.matmul(a, b)
         return tf.reduce_sum(tf.cast(a, tf.float32))
 
-    products(a, b).numpy()
-
-    def run() -> tuple:
-        wall, cpu = time.perf_counter(), time.process_time()
-        products(a, b).numpy()
-        return time.perf_counter() - wall, time.process_time() - cpu, 2 * size ** 3 * chain / 1e9
-
-    return run
+    return timed(lambda: products(a, b).numpy(), 2 * size ** 3 * chain / 1e9)
 
 
 def step_matmuls(tf, config, batch: int, dtype: str, jit: bool, chunk_bytes: int = 2 ** 30):
@@ -153,7 +159,7 @@ def step_matmuls(tf, config, batch: int, dtype: str, jit: bool, chunk_bytes: int
     peak it reaches is what the step would reach if softmax, LayerNorm, GELU, dropout, sampling
     and the optimizer cost nothing. Each product's result is kept (returned), so neither XLA nor
     Grappler can drop it; to bound memory, the products run in chunks of about `chunk_bytes` of
-    results, one tf.function call each. The first call is untimed (tracing, compilation)."""
+    results, one tf.function call each (timed as `timed` does)."""
     operands = {}
 
     def operand(b, rows, cols):
@@ -166,7 +172,6 @@ def step_matmuls(tf, config, batch: int, dtype: str, jit: bool, chunk_bytes: int
     # G[M, N] x B^T for the input, A^T x G for the weight.
     products = [(operand(b, m, k), operand(b, k, n), operand(b, m, n))
                 for b, m, k, n in forward_matmuls(config, batch)]
-    gflop = training_flops_per_sequence(config) * batch / 1e9
     chunks, chunk, size = [], [], 0
     itemsize = tf.as_dtype(dtype).size
     for a, b, g in products:
@@ -184,15 +189,12 @@ def step_matmuls(tf, config, batch: int, dtype: str, jit: bool, chunk_bytes: int
                 for result in (tf.matmul(a, b), tf.matmul(g, b, transpose_b=True),
                                tf.matmul(a, g, transpose_a=True))]
 
-    def run() -> tuple:
-        wall, cpu = time.perf_counter(), time.process_time()
+    def run_all():
         for triples in chunks:
             # One element fetched: waits for the chunk without copying its results.
             tf.reshape(run_chunk(triples)[-1], [-1])[0].numpy()
-        return time.perf_counter() - wall, time.process_time() - cpu, gflop
 
-    run()
-    return run
+    return timed(run_all, training_flops_per_sequence(config) * batch / 1e9)
 
 
 def peak_size(tf, size: int) -> int:

@@ -7,7 +7,7 @@ DEMO_DIR ?= demo_out
 # Tests may use up to this many pytest workers (2 on the CI machine).
 TEST_WORKERS ?= 2
 
-.PHONY: install demo test bench clean-demo
+.PHONY: install demo test lint bench clean-demo
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,12 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+# Lint first (ruff, configured in pyproject.toml), then the tests.
+test: lint
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 demo: $(STAMP)
 	$(PY) -m data_prep.fetch_demo_data

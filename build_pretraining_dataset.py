@@ -1,4 +1,4 @@
-"""Build ELECTRA pre-training TFRecords from raw text (RECIPE.md "Data preparation").
+"""Build ELECTRA pre-training TFRecords from raw text (docs/RECIPE.md "Data preparation").
 
 Example (the demo):
   python build_pretraining_dataset.py \\

@@ -23,7 +23,8 @@ flags.DEFINE_string("export_dir", None,
                     "TF Serving model_base_path: the SavedModel goes to export_dir/<version>/.")
 flags.DEFINE_integer("max_seq_length", None,
                      "Packed length of the raw-text signature (default: the fine-tuning "
-                     "length of a fine-tuned model, else max_seq_length from config.json).")
+                     "length of a fine-tuned model, else the pre-training length recorded "
+                     "beside the checkpoint, else 128).")
 flags.DEFINE_enum("head", "auto", saved_model.HEADS,
                   "Outputs of serving_default: discriminator (replaced probability per token), "
                   "generator (fill [MASK]), classifier / regressor / tagger / qa (fine-tuned "

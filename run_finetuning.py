@@ -1,5 +1,5 @@
 """Fine-tunes a pre-trained ELECTRA discriminator on a downstream task (the recipe's GLUE, text
-classification/regression and tagging fine-tuning).
+classification/regression, tagging and SQuAD fine-tuning; docs/RECIPE.md "Fine-tuning").
 
     python run_finetuning.py --flagfile=configs/finetune_small.flags --task=rte \
         --data_dir=glue_data --vocab_file=vocab.txt --init_checkpoint=pretrain_dir \
@@ -9,18 +9,18 @@ classification/regression and tagging fine-tuning).
 from absl import flags
 
 from electra_tf import cli
-from electra_tf.finetune import flags as _finetune_flags  # noqa: F401 (defines the flags)
-from electra_tf.finetune import runner, tasks
+from electra_tf.finetune import flags as finetune_flags
+from electra_tf.finetune import registry, runner
 
 
 def main(argv):
     if len(argv) > 1:
         raise cli.UserError(f"unexpected arguments: {' '.join(argv[1:])}")
     if flags.FLAGS.list_tasks:
-        for name, description in tasks.task_descriptions().items():
+        for name, description in registry.task_descriptions().items():
             print(f"{name:16s} {description}")
         return
-    runner.run(flags.FLAGS)
+    runner.run(finetune_flags.options_from_flags(flags.FLAGS))
 
 
 if __name__ == "__main__":

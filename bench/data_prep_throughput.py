@@ -1,8 +1,8 @@
 """Throughput of the pre-training data builder against the plain-Python reference algorithm.
 
-Builds the same corpus (RECIPE.md "Data preparation": tokenize + pack + write TFRecords) with
-- the reference: tests/reference/bert_tokenizer.py (plain-Python BERT tokenizer, line by line),
-  tests/reference/example_builder.py (plain-Python packing) and one tf.train.Example per example
+Builds the same corpus (docs/RECIPE.md "Data preparation": tokenize + pack + write TFRecords) with
+- the reference: bench/reference/bert_tokenizer.py (plain-Python BERT tokenizer, line by line),
+  bench/reference/example_builder.py (plain-Python packing) and one tf.train.Example per example
   written with tf.io.TFRecordWriter, in one process, as the reference code does;
 - this project with --num_processes=1 and with --num_processes=2;
 and prints wordpieces per second for each and the ratios.
@@ -13,9 +13,9 @@ Two figures per run of the project:
 - steady: the marginal rate, (wordpieces of K copies - of B copies) / (time of K copies - time
   of B copies), which cancels the fixed start-up costs: the throughput on a real-size corpus.
   B must be large enough that the second process is already working when the B-copy build
-  ends (a spawned worker spends 5-8 s importing TensorFlow and building its tokenizer, while the
-  main process builds alone): with B = 1 the subtraction kept part of that solo phase in the
-  2-process figure and read 1.0-1.3x where the true marginal scaling is 1.7-2.0x. Both builds
+  ends (a spawned worker spends seconds importing TensorFlow and building its tokenizer, while
+  the main process builds alone): with B = 1 the subtraction keeps part of that solo phase in
+  the 2-process figure (README "Measured" has the figures). Both builds
   use shards of the same size (--shards_per_copy per copy), small enough that the last shard's
   tail, where one process has finished and the other has not, stays short.
 The reference has no start-up worth measuring (a vocabulary read), so its rate is one figure.
@@ -29,8 +29,7 @@ On a shared machine look at the load average printed with the results, and at th
 
 Usage: python bench/data_prep_throughput.py [--corpus=FILE --vocab=FILE] [--copies=K]
        [--base_copies=B]
-The default corpus is the demo Wikipedia corpus (`python -m data_prep.fetch_demo_data`), or a
-generated one when it is absent.
+The default corpus is the demo Wikipedia corpus (`python -m data_prep.fetch_demo_data`).
 """
 
 import os
@@ -67,7 +66,7 @@ DEMO_CORPUS = REPO / ".cache" / "demo_data" / "wiki" / "summaries_en-us.txt"
 DEMO_VOCAB = REPO / ".cache" / "demo_data" / "vocab" / "vocab.txt"
 
 
-def corpus_and_vocab(workdir: Path) -> tuple:
+def corpus_and_vocab() -> tuple:
     if FLAGS.corpus:
         if not FLAGS.vocab:
             raise cli.UserError("--corpus needs --vocab")
@@ -75,11 +74,8 @@ def corpus_and_vocab(workdir: Path) -> tuple:
     elif DEMO_CORPUS.exists() and DEMO_VOCAB.exists():
         corpus, vocab = DEMO_CORPUS, DEMO_VOCAB
     else:
-        from tests.data_prep import corpus_fixtures
-
-        print("demo corpus not found (python -m data_prep.fetch_demo_data); generating one")
-        corpus = corpus_fixtures.write_corpus(workdir / "generated.txt", 9000, seed=0)
-        vocab = corpus_fixtures.write_vocab(workdir / "vocab.txt")
+        raise cli.UserError(f"{DEMO_CORPUS} not found: run python -m data_prep.fetch_demo_data "
+                            "first, or pass --corpus and --vocab")
     if not 1 <= FLAGS.base_copies < FLAGS.copies:
         raise cli.UserError("--base_copies must be at least 1 and under --copies")
     return corpus, vocab
@@ -101,10 +97,9 @@ def cpu_seconds() -> float:
 
 
 def run_reference(corpus: Path, vocab: Path, output: Path) -> dict:
+    from bench.reference.bert_tokenizer import BertTokenizer
+    from bench.reference.example_builder import ReferenceExampleBuilder, file_lines, write_tfrecord
     from data_prep import build
-    from tests.reference.bert_tokenizer import BertTokenizer
-    from tests.reference.example_builder import (ReferenceExampleBuilder, file_lines,
-                                                 write_tfrecord)
 
     tokenizer = BertTokenizer.from_file(str(vocab))
     wordpieces = [0]
@@ -137,7 +132,7 @@ def _tokenize_slice(vocab: str, lines: list, start, durations) -> None:
     measurement have passed the `start` barrier."""
     import tensorflow as tf
 
-    from data_prep.tokenization import Tokenizer
+    from electra_tf.tokenization import Tokenizer
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -216,7 +211,7 @@ def main(argv):
 
     workdir = Path(tempfile.mkdtemp(prefix="electra_bench_"))
     try:
-        corpus, vocab = corpus_and_vocab(workdir)
+        corpus, vocab = corpus_and_vocab()
         base, copies = (repeated(corpus, k, workdir) for k in (FLAGS.base_copies, FLAGS.copies))
         print(f"corpus: {corpus} ({corpus.stat().st_size / 1e6:.1f} MB; steady rates from "
               f"{FLAGS.base_copies} and {FLAGS.copies} copies of it), vocab: {vocab}, "

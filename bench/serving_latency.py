@@ -29,9 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf  # noqa: E402
 
-from data_prep import tokenization  # noqa: E402
-from electra_tf import cli  # noqa: E402
-from electra_tf.config import preset  # noqa: E402
+from electra_tf import checkpoint_io, cli, tokenization  # noqa: E402
+from electra_tf.config import model_preset  # noqa: E402
 from electra_tf.export import saved_model  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -92,12 +91,12 @@ def packed_features(tokenizer, texts: list[str], max_seq_length: int) -> dict:
 def main(argv):
     del argv
     if FLAGS.checkpoint:
-        loaded = saved_model.load_checkpoint_model(FLAGS.checkpoint)
+        loaded = checkpoint_io.open_checkpoint(FLAGS.checkpoint)
     else:
         vocab_size = len(tokenization.load_vocab(FLAGS.vocab_file))
-        config = preset(FLAGS.model_size, vocab_size=vocab_size)
-        loaded = saved_model.CheckpointModel(config, saved_model.build_pretrainer(config),
-                                             prefix=f"random {FLAGS.model_size}")
+        config = model_preset(FLAGS.model_size, vocab_size=vocab_size)
+        loaded = checkpoint_io.Opened(config, checkpoint_io.build_pretrainer(config),
+                                      prefix=f"random {FLAGS.model_size}")
     module = saved_model.build_serving_module(loaded, FLAGS.vocab_file, "discriminator",
                                               FLAGS.max_seq_length)
     with tempfile.TemporaryDirectory() as export_dir:
@@ -116,9 +115,9 @@ def main(argv):
             text = tf.constant(texts)
             features = packed_features(module.tokenizer, texts, FLAGS.max_seq_length)
             timings = interleaved_percentiles({
-                "raw": lambda: raw(text=text, text_b=no_pair),
-                "encode": lambda: encode(**features),
-                "tokenize": lambda: tokenize(text),
+                "raw": lambda text=text: raw(text=text, text_b=no_pair),
+                "encode": lambda features=features: encode(**features),
+                "tokenize": lambda text=text: tokenize(text),
             }, iterations, FLAGS.warmup)
             rows.append((batch, features["input_ids"].shape[1], timings))
     config = loaded.config

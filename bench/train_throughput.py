@@ -9,13 +9,12 @@ and the fraction of this machine's measured dense-matmul peak.
    the ceiling the model's matmuls could reach here, not the vendor's figure. It is measured once
    before the settings (the header line) and again in each setting's process, before, between
    and after its timed windows: that second figure is the one each fraction uses, because on a
-   shared host the available CPU drifts within minutes (the first figure read 170-268 GFLOP/s
-   in runs an hour apart).
+   shared host the available CPU drifts within minutes.
 2. For each precision x jit setting, the training loop's own step (electra_tf.training.loop's
    Trainer over ElectraPretrainer with the recipe's optimizer: masking, generator, sampling,
    discriminator, backward, gradient clipping, AdamW update) on synthetic full-length batches:
    `--warmup_steps` steps absorb tracing and XLA compilation, then `--windows` windows of
-   `--steps` steps, each inside one tf.function as Trainer.train runs them between two reports;
+   `--steps` steps, each one Trainer.run_steps call (what Trainer.train runs between two reports);
    the fastest window counts, as the fastest chain does for the peak (the same statistic for
    both, so the other processes on a shared host bias neither).
 3. In the same process, between those windows, the step's matmuls alone: every product of the
@@ -53,7 +52,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import flags  # noqa: E402
 
 from electra_tf.cli import UserError, run  # noqa: E402
-from electra_tf.config import PRESETS, preset  # noqa: E402
+from electra_tf.config import PRESETS, model_preset, objective_preset  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_size", "small", f"Model preset: {', '.join(sorted(PRESETS))}.")
@@ -81,11 +80,11 @@ PEAK_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16
 CLS_ID, SEP_ID, MASK_ID = 101, 102, 103
 
 
-def forward_matmuls(config, batch: int) -> list:
+def forward_matmuls(config, objective, batch: int) -> list:
     """(batch dims, M, K, N) of every matmul in one forward pass over `batch` sequences: both
     towers, then the two heads (see the module docstring)."""
-    seq, emb = config.max_seq_length, config.embedding_size
-    gen = config.generator_config()
+    seq, emb = objective.max_seq_length, config.embedding_size
+    gen = config.generator()
     rows = batch * seq
     products = []
     for tower in (config, gen):
@@ -100,14 +99,14 @@ def forward_matmuls(config, batch: int) -> list:
                          (1, rows, tower.intermediate_size, hidden)]
     products += [(1, rows, config.hidden_size, config.hidden_size),
                  (1, rows, config.hidden_size, 1)]
-    slots = batch * config.max_predictions_per_seq
+    slots = batch * objective.max_predictions_per_seq
     products += [(1, slots, gen.hidden_size, emb), (1, slots, emb, config.vocab_size)]
     return products
 
 
-def training_flops_per_sequence(config) -> int:
+def training_flops_per_sequence(config, objective) -> int:
     """Matmul FLOPs of one training step per sequence (see the module docstring)."""
-    return 3 * sum(2 * b * m * k * n for b, m, k, n in forward_matmuls(config, 1))
+    return 3 * sum(2 * b * m * k * n for b, m, k, n in forward_matmuls(config, objective, 1))
 
 
 # ------------------------------------------------------------ measurements (child processes)
@@ -150,7 +149,8 @@ def matmul_chain(tf, dtype: str, size: int, chain: int = 8):
     return timed(lambda: products(a, b).numpy(), 2 * size ** 3 * chain / 1e9)
 
 
-def step_matmuls(tf, config, batch: int, dtype: str, jit: bool, chunk_bytes: int = 2 ** 30):
+def step_matmuls(tf, config, objective, batch: int, dtype: str, jit: bool,
+                 chunk_bytes: int = 2 ** 30):
     """A function that runs the training step's matmuls alone (each product of `forward_matmuls`
     and its two gradients: the step's shapes and FLOPs, nothing else) and returns (wall seconds,
     CPU seconds, GFLOP).
@@ -171,7 +171,7 @@ def step_matmuls(tf, config, batch: int, dtype: str, jit: bool, chunk_bytes: int
     # Each forward product A[M, K] x B[K, N] and its two gradients as TensorFlow computes them:
     # G[M, N] x B^T for the input, A^T x G for the weight.
     products = [(operand(b, m, k), operand(b, k, n), operand(b, m, n))
-                for b, m, k, n in forward_matmuls(config, batch)]
+                for b, m, k, n in forward_matmuls(config, objective, batch)]
     chunks, chunk, size = [], [], 0
     itemsize = tf.as_dtype(dtype).size
     for a, b, g in products:
@@ -194,7 +194,7 @@ def step_matmuls(tf, config, batch: int, dtype: str, jit: bool, chunk_bytes: int
             # One element fetched: waits for the chunk without copying its results.
             tf.reshape(run_chunk(triples)[-1], [-1])[0].numpy()
 
-    return timed(run_all, training_flops_per_sequence(config) * batch / 1e9)
+    return timed(run_all, training_flops_per_sequence(config, objective) * batch / 1e9)
 
 
 def peak_size(tf, size: int) -> int:
@@ -227,13 +227,13 @@ def measure_peaks(report, dtypes: list, size: int, threads: tuple) -> dict:
     return {"device": device, "tensorflow": tf.__version__, "peak_size": size, "peaks": peaks}
 
 
-def synthetic_input_fn(tf, config, pool: int = 8):
+def synthetic_input_fn(tf, config, seq_length: int, pool: int = 8):
     """Full-length random sequences ([CLS] ... [SEP]), as the Trainer's train_input_fn."""
 
     def input_fn(global_batch_size, input_context):
         rows = global_batch_size // input_context.num_input_pipelines
         count = pool * rows
-        ids = tf.random.stateless_uniform((count, config.max_seq_length), seed=(1, 2),
+        ids = tf.random.stateless_uniform((count, seq_length), seed=(1, 2),
                                           minval=999, maxval=config.vocab_size, dtype=tf.int32)
         ids = tf.concat([tf.fill((count, 1), CLS_ID), ids[:, 1:-1], tf.fill((count, 1), SEP_ID)],
                         axis=1)
@@ -249,39 +249,39 @@ def synthetic_input_fn(tf, config, pool: int = 8):
     return input_fn
 
 
-def time_setting(report, config_values: dict, precision: str, jit: bool, batch_size: int,
+def time_setting(report, config_values: dict, objective_values: dict, precision: str, jit: bool,
+                 batch_size: int,
                  steps: int, windows: int, warmup_steps: int, threads: tuple,
                  size: int, matmuls_alone: bool) -> dict:
     tf = import_tensorflow(threads)
-    from electra_tf.config import ElectraConfig
+    import keras
+
+    from electra_tf.config import ModelConfig, ObjectiveConfig
     from electra_tf.pretraining.objective import ElectraPretrainer
     from electra_tf.training.distribute import create_strategy
     from electra_tf.training.loop import Trainer
     from electra_tf.training.optimization import create_optimizer
 
-    config = ElectraConfig.from_dict(config_values)
+    config = ModelConfig.from_dict(config_values)
+    objective = ObjectiveConfig(**objective_values)
     report("phase", "model build")
+    keras.utils.set_random_seed(0)
+    keras.mixed_precision.set_global_policy(precision)
     with tempfile.TemporaryDirectory() as model_dir:
         trainer = Trainer(
             strategy=create_strategy("one_device"),
-            model_fn=lambda: ElectraPretrainer(config, seed=0, mask_id=MASK_ID, cls_id=CLS_ID,
-                                               sep_id=SEP_ID),
-            # The loop sums and clips the gradients itself (it reports their norm).
-            optimizer_fn=lambda: create_optimizer("adamw", 5e-4, 1_000_000, 10_000,
-                                                  clip_norm=None,
-                                                  skip_gradients_aggregation=True),
-            train_input_fn=synthetic_input_fn(tf, config),
+            model_fn=lambda: ElectraPretrainer(config, objective, seed=0, mask_id=MASK_ID,
+                                               cls_id=CLS_ID, sep_id=SEP_ID),
+            optimizer_fn=lambda: create_optimizer("adamw", 5e-4, 1_000_000, 10_000),
+            train_input_fn=synthetic_input_fn(tf, config, objective.max_seq_length),
             model_dir=model_dir, train_batch_size=batch_size, jit_compile=jit,
             mixed_precision=precision, steps_per_loop=steps, save_checkpoints_steps=0,
             log_fn=lambda line: None)
 
         def run_steps(count: int) -> tuple:
-            # The loop's compiled multi-step function: what Trainer.train runs between reports.
+            # What Trainer.train runs between two reports: one compiled multi-step call.
             wall, cpu = time.perf_counter(), time.process_time()
-            _, done, diverged = trainer._train_loop_fn(trainer._train_iterator,
-                                                       tf.constant(count, tf.int32))
-            if int(done) != count or bool(diverged):
-                raise RuntimeError("the loss became NaN or Inf")
+            trainer.run_steps(count)
             return time.perf_counter() - wall, time.process_time() - cpu
 
         report("phase", "tracing/compilation and warmup")
@@ -292,7 +292,8 @@ def time_setting(report, config_values: dict, precision: str, jit: bool, batch_s
         matmuls_run = None
         if matmuls_alone:
             report("phase", "matmuls alone: compilation")
-            matmuls_run = step_matmuls(tf, config, batch_size, PEAK_DTYPE[precision], jit)
+            matmuls_run = step_matmuls(tf, config, objective, batch_size, PEAK_DTYPE[precision],
+                                       jit)
         report("phase", "timed steps")
         timings, peak_runs, matmuls_runs = [], [], []
         for _ in range(windows):
@@ -371,13 +372,15 @@ def main(argv):
     if FLAGS.model_size not in PRESETS:
         raise UserError(f"--model_size={FLAGS.model_size!r} is not one of "
                         f"{', '.join(sorted(PRESETS))}")
-    config = preset(FLAGS.model_size, max_seq_length=FLAGS.seq_length)
+    config = model_preset(FLAGS.model_size)
+    objective = objective_preset(FLAGS.model_size, max_seq_length=FLAGS.seq_length)
     try:
         config.validate()
+        objective.validate(config)
     except ValueError as error:
         raise UserError(f"--seq_length={FLAGS.seq_length}: {error}") from None
     threads = (FLAGS.intra_op_threads, FLAGS.inter_op_threads)
-    flops = training_flops_per_sequence(config)
+    flops = training_flops_per_sequence(config, objective)
 
     def say(line: str) -> None:
         print(line, flush=True)
@@ -405,6 +408,7 @@ def main(argv):
         for jit in jit_settings:
             kind, result = in_child_process(
                 time_setting, FLAGS.setting_timeout, config_values=config.to_dict(),
+                objective_values=objective.to_dict(),
                 precision=precision, jit=jit, batch_size=FLAGS.batch_size, steps=FLAGS.steps,
                 windows=FLAGS.windows, warmup_steps=FLAGS.warmup_steps, threads=threads,
                 size=machine["peak_size"], matmuls_alone=FLAGS.matmuls_alone)

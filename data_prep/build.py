@@ -1,6 +1,6 @@
 """The pre-training data builder: corpus -> WordPiece -> packed examples -> TFRecord shards.
 
-Implements RECIPE.md "Data preparation" (build_pretraining_dataset) end to end, with what the
+Implements docs/RECIPE.md "Data preparation" (build_pretraining_dataset) end to end, with what the
 reference lacks:
 
 - Deterministic. The corpus is cut into shards by position (see data_prep/sources.py), never by
@@ -43,15 +43,14 @@ import shutil
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 
 from data_prep import sources
 from data_prep.example_builder import ExampleBuilder, serialize_examples
-from data_prep.io_utils import write_atomically
-from electra_tf import cli
+from electra_tf import cli, io
 from electra_tf.config import SPECIAL_TOKENS
 
 SHARD_PREFIX = "pretrain_data.tfrecord"
@@ -78,12 +77,12 @@ class BuildOptions:
     """Everything a build depends on; the entry script fills it from its flags."""
 
     output_dir: str
-    corpus_dir: Optional[str] = None
+    corpus_dir: str | None = None
     corpus_files: tuple = ()
-    tfds_name: Optional[str] = None
+    tfds_name: str | None = None
     tfds_split: str = "train"
     tfds_text_key: str = "text"
-    vocab_file: Optional[str] = None
+    vocab_file: str | None = None
     learn_vocab_size: int = 0
     max_seq_length: int = 128
     num_processes: int = 0  # 0: chosen from the corpus size and the CPUs
@@ -269,7 +268,7 @@ def build_shard(task: ShardTask, ctx: WorkerContext) -> dict:
     stats["undecodable_bytes"] = sources.undecodable_bytes_so_far() - undecodable_before
     stats["length_counts"] = stats["length_counts"].tolist()
     stats["shard"] = str(final_path.relative_to(ctx.output_dir))
-    write_atomically(task.state_path(ctx.output_dir, ".stats.json"),
+    io.write_bytes(str(task.state_path(ctx.output_dir, ".stats.json")),
                      json.dumps(stats).encode())
     os.replace(tmp_path, final_path)
     ctx.report(task.index, task.range.stop - task.range.start, stats["documents"],
@@ -294,12 +293,12 @@ def make_tokenizer(vocab_file: str, do_lower_case: bool, strip_accents: bool):
 def _cached_tokenizer(vocab_file: str, vocab_sha256: str, do_lower_case: bool,
                       strip_accents: bool):
     """Building the tokenizer takes seconds; repeated builds in one process share it."""
-    from data_prep.tokenization import Tokenizer
+    from electra_tf.tokenization import Tokenizer
 
     return Tokenizer(vocab_file, do_lower_case=do_lower_case, strip_accents=strip_accents)
 
 
-def _take_task(tasks: list, counter) -> Optional[ShardTask]:
+def _take_task(tasks: list, counter) -> ShardTask | None:
     """The next unclaimed shard (shared by all processes and threads), or None when done."""
     with counter.get_lock():
         index = counter.value
@@ -310,7 +309,7 @@ def _take_task(tasks: list, counter) -> Optional[ShardTask]:
 
 
 def _work(tasks, counter, corpus, vocab_file, options: BuildOptions, output_dir, reports,
-          parent_pid: Optional[int] = None):
+          parent_pid: int | None = None):
     """Builds shards until none is left; reports ("progress", ...), ("done", index) or
     ("error", is_user_error, message). Runs in each worker process and in a main-process
     thread."""
@@ -396,7 +395,7 @@ def init_output_dir(output_dir: Path, manifest: dict, resuming: bool, learned_vo
     if stale:
         log(f"--overwrite: removed {len(stale)} files of an earlier build in {output_dir}")
     (output_dir / STATE_DIR).mkdir(parents=True, exist_ok=True)
-    write_atomically(output_dir / STATE_DIR / MANIFEST_FILE,
+    io.write_bytes(str(output_dir / STATE_DIR / MANIFEST_FILE),
                      json.dumps(manifest, indent=1).encode())
 
 
@@ -423,7 +422,7 @@ def build(options: BuildOptions, log=print) -> dict:
         vocab_identity = {"learn_vocab_size": options.learn_vocab_size}
     manifest = manifest_for(options, corpus, vocab_identity, num_out_files)
     resuming = check_output_dir(output_dir, manifest, options.overwrite)
-    from data_prep.tokenization import load_vocab
+    from electra_tf.tokenization import load_vocab
 
     if options.vocab_file:  # validates the vocabulary before anything is written
         vocab = load_vocab(vocab_file)
@@ -457,9 +456,9 @@ def build(options: BuildOptions, log=print) -> dict:
     if "eval" in infos:
         infos["train"]["eval"] = {"dir": EVAL_DIR, **{k: infos["eval"][k] for k in (
             "shards_pattern", "examples", "tokens", "documents")}}
-        write_atomically(output_dir / EVAL_DIR / INFO_FILE,
+        io.write_bytes(str(output_dir / EVAL_DIR / INFO_FILE),
                          json.dumps(infos["eval"], indent=1).encode())
-    write_atomically(output_dir / INFO_FILE, json.dumps(infos["train"], indent=1).encode())
+    io.write_bytes(str(output_dir / INFO_FILE), json.dumps(infos["train"], indent=1).encode())
     log(summary(infos, output_dir, elapsed))
     return infos["train"]
 
@@ -521,9 +520,10 @@ def _run_tasks(pending: list[ShardTask], corpus, vocab_file: str, options: Build
             except queue.Empty:
                 dead = [w for w in workers if w.exitcode not in (None, 0)]
                 if dead:
-                    raise RuntimeError(f"a worker process died (exit code {dead[0].exitcode})")
+                    raise RuntimeError(
+                        f"a worker process died (exit code {dead[0].exitcode})") from None
                 if not local.is_alive() and all(w.exitcode is not None for w in workers):
-                    raise RuntimeError("all workers stopped with shards left to build")
+                    raise RuntimeError("all workers stopped with shards left to build") from None
                 continue
             if message[0] == "progress":
                 positions[message[1]] = message[2:]

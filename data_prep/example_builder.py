@@ -1,6 +1,6 @@
 """The recipe's ExampleBuilder: packs tokenized sentences into fixed-length pre-training examples.
 
-Implements RECIPE.md "Data preparation", packing and layout, decision for decision and random
+Implements docs/RECIPE.md "Data preparation", packing and layout, decision for decision and random
 draw for random draw as the reference ExampleBuilder, so that given the same random.Random state
 it produces the same examples:
 
@@ -31,7 +31,6 @@ SINGLE_SEGMENT_PROB = 0.1
 RANDOM_TARGET_PROB = 0.05
 MIN_RANDOM_TARGET = 5
 SINGLE_SEGMENT_TARGET = 100_000  # the reference's "no limit" for segment A; kept for parity
-FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids")  # sorted, as deterministic protos
 
 
 @dataclasses.dataclass

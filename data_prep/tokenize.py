@@ -1,8 +1,9 @@
-"""Tokenize stdin into WordPieces, one output line per input line (RECIPE.md "Data preparation").
+"""Tokenize stdin into WordPieces, one output line per input line (docs/RECIPE.md "Data
+preparation").
 
     python -m data_prep.tokenize --vocab_file=vocab.txt < corpus.txt > pieces.txt
 
-The same tokenizer as the pre-training data builder (data_prep.tokenization.Tokenizer, the
+The same tokenizer as the pre-training data builder (electra_tf.tokenization.Tokenizer, the
 reference BERT/ELECTRA tokenization in tensorflow-text), like sentencepiece's spm_encode: each
 input line (ended by "\\n"; any other line-break character is whitespace inside the line) gives
 one line of space-separated WordPieces, or of their ids with --ids. Input is read and written in
@@ -55,7 +56,7 @@ def main(argv):
     if FLAGS.batch_lines < 1 or FLAGS.batch_bytes < 1:
         raise cli.UserError("--batch_lines and --batch_bytes must be positive")
     # Imported here so that --help and flag errors do not wait for TensorFlow.
-    from data_prep.tokenization import Tokenizer, split_at_spaces
+    from electra_tf.tokenization import Tokenizer, split_at_spaces
 
     tokenizer = Tokenizer(FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case,
                           strip_accents=FLAGS.strip_accents)

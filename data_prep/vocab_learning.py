@@ -1,8 +1,9 @@
 """Learn a WordPiece vocabulary from the corpus (--learn_vocab_size), for the recipe's tokenizer.
 
-RECIPE.md "Data preparation" uses the fixed BERT-uncased vocabulary; this option lets a corpus in
-another language or domain get its own. The learner is tensorflow-text's WordPiece vocabulary
-learner (`wordpiece_tokenizer_learner_lib.learn`, the engine behind `bert_vocab_from_dataset`).
+docs/RECIPE.md "Data preparation" uses the fixed BERT-uncased vocabulary; this option lets a
+corpus in another language or domain get its own. The learner is tensorflow-text's WordPiece
+vocabulary learner (`wordpiece_tokenizer_learner_lib.learn`, the engine behind
+`bert_vocab_from_dataset`).
 It is given word counts made by the project's own Tokenizer.basic_tokenize, i.e. after exactly the
 cleaning, lower-casing, accent stripping and punctuation splitting that tokenization will apply,
 so the learned pieces match the words the tokenizer will look up (tensorflow-text's own
@@ -15,21 +16,19 @@ The vocabulary starts with the special tokens [PAD] (id 0), [UNK], [CLS], [SEP],
 import collections
 import os
 import tempfile
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import tensorflow as tf
 from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
 
-from data_prep import tokenization
-from data_prep.io_utils import write_atomically
-from electra_tf import cli
+from electra_tf import cli, io, tokenization
 from electra_tf.config import SPECIAL_TOKENS
 
 BLOCK_LINES = 4096
 
 
-def count_words(lines: Iterator[Optional[str]], do_lower_case: bool, strip_accents: bool,
-                progress: Optional[cli.Progress] = None) -> collections.Counter:
+def count_words(lines: Iterator[str | None], do_lower_case: bool, strip_accents: bool,
+                progress: cli.Progress | None = None) -> collections.Counter:
     """Counts the tokenizer's words (before WordPiece) over lines; None entries are skipped."""
     with tempfile.TemporaryDirectory(prefix="electra_vocab_") as tmp:
         # The normalizer does not depend on the vocabulary; the Tokenizer just needs a valid one.
@@ -75,4 +74,4 @@ def learn_vocabulary(word_counts: collections.Counter, vocab_size: int) -> list[
 
 
 def write_vocabulary(vocab: list[str], path: str) -> None:
-    write_atomically(path, ("\n".join(vocab) + "\n").encode("utf-8"))
+    io.write_bytes(str(path), ("\n".join(vocab) + "\n").encode("utf-8"))

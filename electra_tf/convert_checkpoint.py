@@ -1,4 +1,5 @@
-"""Converts between the original ELECTRA TF1 checkpoint layout and this project's checkpoints.
+"""Converts between the original ELECTRA TF1 checkpoint layout and this project's checkpoints
+(docs/RECIPE.md "Checkpoint variable names of the released TF1 checkpoints").
 
     python -m electra_tf.convert_checkpoint --tf1_checkpoint=PREFIX --output_dir=DIR
     python -m electra_tf.convert_checkpoint --to_tf1 --checkpoint=DIR_OR_PREFIX --output_dir=DIR
@@ -22,10 +23,9 @@ import tempfile
 import tensorflow as tf
 from absl import flags
 
-from electra_tf import cli
-from electra_tf.export.saved_model import build_pretrainer, load_checkpoint_model
-from electra_tf.interop import tf1_checkpoint
-from electra_tf.training import checkpoints
+from electra_tf import checkpoint_io, cli
+from electra_tf.checkpoint_io import tf1
+from electra_tf.config import CONFIG_FILE
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("tf1_checkpoint", None,
@@ -42,25 +42,24 @@ flags.DEFINE_bool("overwrite", False, "Replace a checkpoint already in --output_
 
 def convert_from_tf1(tf1_path: str, output_dir: str, overwrite: bool = False) -> str:
     """TF1 checkpoint -> ElectraPretrainer checkpoint + config.json in output_dir."""
-    prefix = checkpoints.resolve_checkpoint(tf1_path, "--tf1_checkpoint")
-    if not tf1_checkpoint.is_tf1_checkpoint(prefix):
+    prefix = checkpoint_io.resolve_prefix(tf1_path, "--tf1_checkpoint")
+    if checkpoint_io.identify(prefix) != checkpoint_io.TF1:
         raise cli.UserError(f"--tf1_checkpoint={tf1_path}: not a TF1 ELECTRA checkpoint (no "
-                            f"{tf1_checkpoint.WORD_EMBEDDINGS}); for this project's checkpoints "
+                            f"{tf1.WORD_EMBEDDINGS}); for this project's checkpoints "
                             "use --to_tf1 --checkpoint")
     if tf.train.latest_checkpoint(output_dir) and not overwrite:
         raise cli.UserError(f"--output_dir={output_dir} already holds a checkpoint; pass "
                             "--overwrite to replace it")
-    config = tf1_checkpoint.infer_config(tf1_checkpoint.checkpoint_shapes(prefix))
-    print(f"{prefix}: {tf1_checkpoint.describe_sizes(config)}")
-    model = build_pretrainer(config)
-    tf1_checkpoint.restore_tf1(model, prefix)
+    opened = checkpoint_io.open_checkpoint(prefix, "--tf1_checkpoint")
+    print(f"{prefix}: {tf1.describe_sizes(opened.config)}")
     os.makedirs(output_dir, exist_ok=True)
     # Written beside the output first and moved in, so output_dir never holds half a checkpoint.
     staging = tempfile.mkdtemp(prefix=".convert-", dir=output_dir)
     try:
         saved = tf.train.CheckpointManager(
-            tf.train.Checkpoint(model=model), staging, max_to_keep=1).save(checkpoint_number=0)
-        config.save(os.path.join(staging, checkpoints.CONFIG_FILE))
+            tf.train.Checkpoint(model=opened.model), staging, max_to_keep=1).save(
+                checkpoint_number=0)
+        opened.config.save(os.path.join(staging, CONFIG_FILE))
         for name in os.listdir(staging):
             os.replace(os.path.join(staging, name), os.path.join(output_dir, name))
     finally:
@@ -70,9 +69,8 @@ def convert_from_tf1(tf1_path: str, output_dir: str, overwrite: bool = False) ->
 
 def convert_to_tf1(checkpoint: str, output_dir: str, overwrite: bool = False) -> str:
     """This project's checkpoint -> TF1-named checkpoint (model.ckpt) in output_dir."""
-    loaded = load_checkpoint_model(checkpoint)
-    values = tf1_checkpoint.model_tf1_values(loaded.model)
-    return tf1_checkpoint.write_tf1_checkpoint(values, output_dir, overwrite=overwrite)
+    values = tf1.model_tf1_values(checkpoint_io.open_checkpoint(checkpoint).model)
+    return tf1.write_tf1_checkpoint(values, output_dir, overwrite=overwrite)
 
 
 def main(argv):

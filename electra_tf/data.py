@@ -7,21 +7,21 @@ the example's position in the global stream (batch_number * global_batch_size + 
 random masks do not depend on how many workers or replicas share a batch.
 
 Training: files are sharded across input pipelines (workers), shuffled (seeded: the op seeds
-combine with TensorFlow's global seed, which the Trainer sets from --seed), read
+combine with TensorFlow's global seed, which the pre-training app sets from --seed), read
 interleaved, shuffled again per record, repeated, batched with drop_remainder, prefetched.
 Evaluation: files in sorted order, no shuffling, repeated, so every evaluation reads the same
 batches.
 """
 
-import json
-import os
-import re
-
 import tensorflow as tf
 
+from electra_tf import io
 from electra_tf.cli import UserError
+from electra_tf.io import first_line
 
-FEATURES = ("input_ids", "input_mask", "segment_ids")
+# The features of every example, in the TFRecords and as the encoder's inputs (sorted: the
+# data stage serializes them in this order).
+INPUT_KEYS = ("input_ids", "input_mask", "segment_ids")
 SHUFFLE_BUFFER = 4096
 
 
@@ -45,20 +45,19 @@ def expand_file_patterns(file_patterns, flag: str = "--train_files") -> list:
 
 def read_dataset_info(files: list) -> dict:
     """The `dataset_info.json` written beside the shards, or {} when there is none."""
-    directories = sorted({os.path.dirname(f) for f in files})
+    directories = sorted({io.dirname(f) for f in files})
     for directory in directories:
-        path = os.path.join(directory, "dataset_info.json")
+        path = io.join(directory, "dataset_info.json")
         if tf.io.gfile.exists(path):
             try:
-                with tf.io.gfile.GFile(path) as f:
-                    return json.load(f)
+                return io.read_json(path)
             except ValueError as e:
-                raise UserError(f"{path}: not valid JSON ({e})") from None
+                raise UserError(str(e)) from None
     return {}
 
 
 def _parse_fn(max_seq_length: int):
-    spec = {name: tf.io.FixedLenFeature([max_seq_length], tf.int64) for name in FEATURES}
+    spec = {name: tf.io.FixedLenFeature([max_seq_length], tf.int64) for name in INPUT_KEYS}
 
     def parse(serialized):
         example = tf.io.parse_example(serialized, spec)
@@ -76,7 +75,7 @@ def check_shards(files: list, max_seq_length: int) -> None:
     info = read_dataset_info(files)
     if "max_seq_length" in info and int(info["max_seq_length"]) != max_seq_length:
         raise UserError(
-            f"shards in {os.path.dirname(files[0])} have max_seq_length="
+            f"shards in {io.dirname(files[0])} have max_seq_length="
             f"{info['max_seq_length']} (dataset_info.json) but --max_seq_length={max_seq_length}")
     for path in files:
         try:
@@ -89,22 +88,13 @@ def check_shards(files: list, max_seq_length: int) -> None:
             example = tf.train.Example.FromString(first.numpy())
         except Exception:  # protobuf's DecodeError is not exported under a stable name
             raise UserError(f"{path}: first record is not a tf.train.Example") from None
-        for name in FEATURES:
+        for name in INPUT_KEYS:
             if name not in example.features.feature:
                 raise UserError(f"{path}: records lack the feature {name!r}")
             length = len(example.features.feature[name].int64_list.value)
             if length != max_seq_length:
                 raise UserError(f"{path}: {name} has length {length} but "
                                 f"--max_seq_length={max_seq_length}")
-
-
-def first_line(error: Exception) -> str:
-    """The first line of an exception's message (TF errors carry long stack dumps)."""
-    text = getattr(error, "message", None) or str(error)
-    line = (text.strip().splitlines() or [type(error).__name__])[0]
-    # TF prefixes "{{function_node ...}}" and appends " [Op:Name] name:" to op errors.
-    line = line.rsplit("}}", 1)[-1]
-    return re.sub(r"\s*\[Op:[^\]]*\].*$", "", line).strip() or type(error).__name__
 
 
 def pretraining_dataset(file_patterns, global_batch_size: int, max_seq_length: int, *,

@@ -49,7 +49,7 @@ def rest_body(texts, texts_b=None, signature_name="serving_default") -> str:
 def main(argv):
     del argv
     request = build_request(FLAGS.text, FLAGS.text_b, FLAGS.model_name, FLAGS.signature_name)
-    print("REST body for POST /v1/models/%s:predict:" % FLAGS.model_name)
+    print(f"REST body for POST /v1/models/{FLAGS.model_name}:predict:")
     print(rest_body(FLAGS.text, FLAGS.text_b, FLAGS.signature_name))
     print()
     print("gRPC PredictRequest:")

@@ -6,14 +6,14 @@ Every line of a file has the column count of its first token line; a line that d
 error naming the file and line. Tags are discovered from the training file; scoring is span F1.
 """
 
-from typing import Optional
 
 from electra_tf.cli import UserError
 from electra_tf.finetune import tasks
+from electra_tf.finetune.kinds import TaskName
 from electra_tf.finetune.tabular import FileReader
 
 
-def read_conll(path: str, token_column: int, tag_column: Optional[int]) -> list:
+def read_conll(path: str, token_column: int, tag_column: int | None) -> list:
     """Sentences of `path`; tags None when `tag_column` is None (unlabelled test files)."""
     try:
         with open(path, encoding="utf-8") as f:
@@ -93,6 +93,5 @@ def _make(options) -> tasks.TaggingTask:
     return tasks.TaggingTask("tagging", reader)
 
 
-tasks.register("tagging", _make,
-               "word tagging (NER, chunking) from CoNLL files, span F1; tags found in "
-               "--train_file")
+TASKS = (TaskName("tagging", _make, "word tagging (NER, chunking) from CoNLL files, span F1; "
+                  "tags found in --train_file"),)

@@ -10,14 +10,14 @@ seed, the same architecture from random initialization; prints both dev accuraci
 
 import os
 import time
-import types
 
 from absl import flags
 
-from electra_tf import cli
+from electra_tf import cli, io
 from electra_tf.cli import format_duration
-from electra_tf.finetune import flags as _finetune_flags  # noqa: F401 (defines the flags)
+from electra_tf.finetune import flags as finetune_flags
 from electra_tf.finetune import runner
+from electra_tf.finetune.options import FinetuneOptions
 
 flags.DEFINE_string("pretrained_dir", None, "Pre-training model_dir (checkpoint + config.json).")
 flags.DEFINE_string("output_dir", None, "Receives pretrained/ and random/ fine-tuning model_dirs "
@@ -28,9 +28,9 @@ flags.mark_flags_as_required(["pretrained_dir", "output_dir"])
 
 FLAGS = flags.FLAGS
 
-# The demo's budget (about 1.5 CPU-minutes per model on 2 cores): one pass over ~6,000 of the
-# ~10,000 training snippets at length 64 (a snippet is ~30 WordPieces). A higher peak learning
-# rate than the recipe's 1e-4 suits this 4-layer model and short schedule; both runs use it.
+# The demo's budget: one pass over ~6,000 of the ~10,000 training snippets at length 64 (a
+# snippet is ~30 WordPieces). A higher peak learning rate than the recipe's 1e-4 suits this
+# 4-layer model and short schedule; both runs use it.
 DEMO_SETTINGS = dict(task="classification", text_column="text", label_column="label",
                      max_seq_length=64, train_batch_size=32, eval_batch_size=128,
                      max_train_steps=200, num_train_epochs=1.0, learning_rate=5e-4,
@@ -38,21 +38,20 @@ DEMO_SETTINGS = dict(task="classification", text_column="text", label_column="la
                      log_every_steps=50, save_checkpoints_steps=0)
 
 
-def settings(model_dir: str, **values) -> dict:
-    """Flag values for one of the two runs: the demo's settings on top of the flag defaults."""
+def settings(model_dir: str, **values) -> FinetuneOptions:
+    """The options of one of the two runs: the demo's settings on top of the flags."""
     data = os.path.join(FLAGS.demo_data_dir, "rotten_tomatoes")
-    return {**{name: FLAGS[name].value for name in FLAGS}, **DEMO_SETTINGS,
-            "train_file": os.path.join(data, "train.tsv"),
-            "dev_file": os.path.join(data, "dev.tsv"),
-            "vocab_file": FLAGS.vocab_file or os.path.join(FLAGS.demo_data_dir, "vocab",
-                                                           "vocab.txt"),
-            "model_dir": model_dir, **values}
+    return finetune_flags.options_from_flags(
+        FLAGS, **DEMO_SETTINGS, train_file=os.path.join(data, "train.tsv"),
+        dev_file=os.path.join(data, "dev.tsv"),
+        vocab_file=FLAGS.vocab_file or os.path.join(FLAGS.demo_data_dir, "vocab", "vocab.txt"),
+        model_dir=model_dir, **values)
 
 
-def fine_tune(values: dict) -> tuple[float, float, int]:
+def fine_tune(options: FinetuneOptions) -> tuple[float, float, int]:
     """(dev accuracy, seconds, training steps) of one fine-tuning run."""
     began = time.monotonic()
-    trial = runner.run(types.SimpleNamespace(**values))["trials"][0]
+    trial = runner.run(options)["trials"][0]
     return trial["results"]["dev"]["accuracy"], time.monotonic() - began, trial["step"]
 
 
@@ -80,7 +79,7 @@ def main(argv):
         "fine_tuning_seconds": {"pretrained": pretrained_seconds, "random": random_seconds},
         "settings": DEMO_SETTINGS,
     }
-    runner.tasks.write_json(os.path.join(FLAGS.output_dir, "comparison.json"), comparison)
+    io.write_json(io.join(FLAGS.output_dir, "comparison.json"), comparison)
     print(f"Rotten Tomatoes dev accuracy after {steps} fine-tuning steps (batch "
           f"{DEMO_SETTINGS['train_batch_size']}, length {DEMO_SETTINGS['max_seq_length']}):")
     print(f"  from the pre-trained model   {pretrained:.4f}  "

@@ -1,26 +1,26 @@
 """Text to model inputs for fine-tuning, exactly as the recipe's data stage and the export do it.
 
-Sentence tasks: WordPieces from the shared `data_prep.tokenization.Tokenizer`, laid out by
+Sentence tasks: WordPieces from the shared `electra_tf.tokenization.Tokenizer`, laid out by
 `pack_segments` as [CLS] A [SEP] (B [SEP]) with the longer segment truncated first, so training,
 evaluation and the exported raw-text signature cannot drift apart. Tagging: each word is
 tokenized on its own (the basic tokenizer splits on whitespace, so the pieces are the same as in
 context) and its label sits on its first WordPiece; words past max_seq_length are cut off and
-marked with position -1.
+marked with position -1 and predicted as `cut_off_tag`.
 """
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from data_prep import tokenization
+from electra_tf import tokenization
 from electra_tf.cli import Progress
 
 # Texts tokenized per call: large enough to amortize graph overhead, small enough for memory.
 BATCH = 2048
 
 
-def encode_texts(tokenizer, texts_a: Sequence[str], texts_b: Optional[Sequence[str]],
+def encode_texts(tokenizer, texts_a: Sequence[str], texts_b: Sequence[str] | None,
                  max_seq_length: int) -> dict:
     """{"input_ids", "input_mask", "segment_ids"}: int32 numpy arrays [N, max_seq_length]."""
     parts = []
@@ -41,7 +41,7 @@ def encode_texts(tokenizer, texts_a: Sequence[str], texts_b: Optional[Sequence[s
 
 
 def encode_words(tokenizer, sentences: Sequence[Sequence[str]],
-                 label_ids: Sequence[Optional[Sequence[int]]],
+                 label_ids: Sequence[Sequence[int] | None],
                  max_seq_length: int) -> tuple[dict, list]:
     """Model inputs for word sequences, labels on each word's first WordPiece.
 
@@ -86,3 +86,9 @@ def encode_words(tokenizer, sentences: Sequence[Sequence[str]],
                     arrays["label_mask"][row, position] = 1.0
         all_positions.append(positions)
     return arrays, all_positions
+
+
+def cut_off_tag(labels: Sequence[str]) -> str:
+    """The tag of a word past max_seq_length (fine-tuning predictions and the served tagger):
+    "O" when the task has it, else its first label."""
+    return "O" if "O" in labels else labels[0]

@@ -9,11 +9,12 @@ GLUE's submission format and a model trained from one source evaluates on the ot
 
 import csv
 import dataclasses
+import functools
 import os
-from typing import Optional
 
 from electra_tf.cli import UserError
 from electra_tf.finetune import tasks
+from electra_tf.finetune.kinds import TaskName
 
 BINARY = ("0", "1")
 NLI = ("entailment", "not_entailment")
@@ -25,7 +26,7 @@ class GlueSpec:
 
     name: str
     directory: str                     # the task's directory in glue_data
-    labels: Optional[tuple]            # None: regression
+    labels: tuple | None            # None: regression
     text_a: object                     # TSV column: header name, or index when header is None
     text_b: object = None
     label: object = None
@@ -106,7 +107,7 @@ class GlueTsvReader:
         header = records[0][1] if has_header and records else []
         columns = {name.strip(): i for i, name in enumerate(header)}
 
-        def locate(column) -> Optional[int]:
+        def locate(column) -> int | None:
             if column is None or isinstance(column, int):
                 return column
             if column not in columns:
@@ -155,7 +156,7 @@ class GlueTsvReader:
 class GlueTfdsReader:
     """One GLUE task's examples from the TFDS data set glue/<task>."""
 
-    def __init__(self, spec: GlueSpec, data_dir: Optional[str]):
+    def __init__(self, spec: GlueSpec, data_dir: str | None):
         self.spec = spec
         self.data_dir = data_dir or None
         self._builder = None
@@ -220,11 +221,10 @@ def make_task(spec: GlueSpec, options) -> tasks.SequenceTask:
         default_epochs=spec.epochs, eval_splits=spec.eval_splits, test_splits=spec.test_splits)
 
 
-def _register_all() -> None:
-    for name, spec in SPECS.items():
-        kind = "regression" if spec.labels is None else f"{len(spec.labels)} classes"
-        tasks.register(name, lambda options, spec=spec: make_task(spec, options),
-                       f"GLUE {spec.directory} ({kind}) from --data_dir TSVs or TFDS glue/{name}")
+def _description(spec: GlueSpec) -> str:
+    kind = "regression" if spec.labels is None else f"{len(spec.labels)} classes"
+    return f"GLUE {spec.directory} ({kind}) from --data_dir TSVs or TFDS glue/{spec.name}"
 
 
-_register_all()
+TASKS = tuple(TaskName(name, functools.partial(make_task, spec), _description(spec))
+              for name, spec in SPECS.items())

@@ -6,7 +6,7 @@ chunk rules, so IOB1, IOB2/BIO and IOBES tags all work). Plain NumPy: the projec
 on scikit-learn or SciPy.
 """
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

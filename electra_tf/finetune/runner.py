@@ -1,34 +1,35 @@
-"""Fine-tuning runs of the ELECTRA recipe: train, evaluate and predict one task, N trials.
+"""Fine-tuning runs of the ELECTRA recipe (docs/RECIPE.md "Fine-tuning"): train, evaluate and
+predict one task, N trials.
 
-Wires a task (tasks.py) to the shared training machinery: the recipe's AdamW with layer-wise lr
-decay and linear warmup/decay (optimization.py), the generic Trainer over the model contract
-(tf.distribute strategies, mixed precision, checkpoints and resume, stateless seeding, progress
-with ETA; loop.py), and --init_checkpoint restoring the pre-trained discriminator. Each
-evaluation scores the dev split(s) with the task's metrics and writes them to TensorBoard and
-to `eval_results.json`; `results.json` in model_dir summarizes the trials (each, mean, best).
+Wires a task (tasks.py, looked up in registry.py) to the shared training machinery: the recipe's
+AdamW with layer-wise lr decay and linear warmup/decay (optimization.py), the generic Trainer
+over the model contract (tf.distribute strategies, mixed precision, checkpoints and resume,
+stateless seeding, progress with ETA; loop.py), and --init_checkpoint restoring the pre-trained
+discriminator (checkpoint_io). Each evaluation scores the dev split(s) with the task's metrics
+and writes them to TensorBoard and to `eval_results.json`; `results.json` in model_dir
+summarizes the trials (each, mean, best).
 """
 
 import dataclasses
 import json
 import math
 import os
-import shutil
 import sys
-from typing import Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from data_prep.tokenization import Tokenizer
+from electra_tf import checkpoint_io, io
 from electra_tf import config as config_lib
 from electra_tf.cli import UserError
-from electra_tf.finetune import flags as flag_defaults
-from electra_tf.finetune import model as model_lib
-from electra_tf.finetune import tasks
-from electra_tf.training import checkpoints, distribute, loop, optimization, summaries
+from electra_tf.finetune import options as options_lib
+from electra_tf.finetune import registry, tasks
+from electra_tf.finetune.options import FinetuneOptions
+from electra_tf.tokenization import Tokenizer
+from electra_tf.training import distribute, loop, optimization, summaries
+from electra_tf.training.results import record_eval
 
-EVAL_RESULTS_FILE = loop.EVAL_RESULTS_FILE
 RESULTS_FILE = "results.json"
 VOCAB_FILE = "vocab.txt"
 
@@ -38,7 +39,7 @@ class Hyperparameters:
     """The run's optimization settings after the recipe's per-size and per-task defaults."""
 
     learning_rate: float
-    layerwise_lr_decay: Optional[float]
+    layerwise_lr_decay: float | None
     num_train_epochs: float
     num_train_steps: int
     num_warmup_steps: int
@@ -48,46 +49,51 @@ def log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def resolve_config(options, tokenizer: Tokenizer) -> config_lib.ElectraConfig:
+def resolve_config(options: FinetuneOptions, tokenizer: Tokenizer) -> config_lib.ModelConfig:
     """Model sizes: --config_file, else config.json beside --init_checkpoint (or the shapes of a
     TF1 checkpoint), else the --model_size preset."""
     config, source = None, None
     if options.init_checkpoint:
-        checkpoints.resolve_checkpoint(options.init_checkpoint)
+        checkpoint_io.resolve_prefix(options.init_checkpoint)
     if options.config_file:
         source = f"--config_file={options.config_file}"
         try:
-            config = config_lib.ElectraConfig.load(options.config_file)
-        except (OSError, ValueError) as e:
-            raise UserError(f"{source}: {e}") from None
+            config = config_lib.ModelConfig.load(options.config_file)
+        except (tf.errors.OpError, ValueError) as e:
+            raise UserError(f"{source}: {io.first_line(e)}") from None
     elif options.init_checkpoint:
         source = f"--init_checkpoint={options.init_checkpoint}"
-        config = model_lib.init_checkpoint_config(options.init_checkpoint)
+        config = checkpoint_io.model_config_of(options.init_checkpoint)
     if config is not None and config.vocab_size != tokenizer.vocab_size:
         raise UserError(f"{source} has vocab_size {config.vocab_size}, but --vocab_file="
                         f"{options.vocab_file} has {tokenizer.vocab_size} tokens; use the "
                         "pre-trained model's vocabulary")
     if config is None:
-        config = config_lib.preset(options.model_size, vocab_size=tokenizer.vocab_size)
-    config = dataclasses.replace(config, max_seq_length=options.max_seq_length)
+        config = config_lib.model_preset(options.model_size, vocab_size=tokenizer.vocab_size)
+    length = options.max_seq_length
     try:
         config.validate()
+        if length > config.max_position_embeddings:
+            raise ValueError(f"max_seq_length={length} exceeds "
+                             f"max_position_embeddings={config.max_position_embeddings}")
+        if length < 5:
+            raise ValueError(f"max_seq_length={length} must be at least 5")
     except ValueError as e:
-        raise UserError(f"--max_seq_length={options.max_seq_length}: {e}") from None
+        raise UserError(f"--max_seq_length={length}: {e}") from None
     return config
 
 
-def size_name(config: config_lib.ElectraConfig, options) -> str:
+def size_name(config: config_lib.ModelConfig, options: FinetuneOptions) -> str:
     """The preset these sizes belong to (picks the recipe's lr/decay defaults)."""
-    for name, preset in config_lib.PRESETS.items():
+    for name, preset in config_lib.MODEL_PRESETS.items():
         if (preset.hidden_size, preset.num_hidden_layers) == (
                 config.hidden_size, config.num_hidden_layers):
             return name
     return options.model_size
 
 
-def hyperparameters(options, task: tasks.Task, config, num_train_examples: int
-                    ) -> Hyperparameters:
+def hyperparameters(options: FinetuneOptions, task: tasks.Task, config,
+                    num_train_examples: int) -> Hyperparameters:
     """The recipe's fine-tuning settings, flags overriding them."""
     size = size_name(config, options)
     epochs = options.num_train_epochs or task.default_epochs
@@ -96,30 +102,14 @@ def hyperparameters(options, task: tasks.Task, config, num_train_examples: int
         steps = min(steps, options.max_train_steps)
     decay = options.layerwise_lr_decay
     if decay is None:
-        decay = flag_defaults.RECIPE_LAYERWISE_DECAY.get(size,
-                                                         flag_defaults.DEFAULT_LAYERWISE_DECAY)
+        decay = options_lib.RECIPE_LAYERWISE_DECAY.get(size, options_lib.DEFAULT_LAYERWISE_DECAY)
     return Hyperparameters(
-        learning_rate=options.learning_rate or flag_defaults.RECIPE_LEARNING_RATE.get(
-            size, flag_defaults.DEFAULT_LEARNING_RATE),
+        learning_rate=options.learning_rate or options_lib.RECIPE_LEARNING_RATE.get(
+            size, options_lib.DEFAULT_LEARNING_RATE),
         layerwise_lr_decay=None if decay == 1.0 else decay,
         num_train_epochs=epochs,
         num_train_steps=steps,
         num_warmup_steps=int(steps * options.warmup_proportion))
-
-
-def check_options(options) -> None:
-    for name in ("task", "vocab_file", "model_dir"):
-        if not getattr(options, name):
-            raise UserError(f"--{name} is required")
-    for name in ("train_batch_size", "eval_batch_size", "num_trials", "max_seq_length"):
-        if getattr(options, name) is not None and getattr(options, name) < 1:
-            raise UserError(f"--{name}={getattr(options, name)} must be at least 1")
-    if not 0.0 <= options.warmup_proportion <= 1.0:
-        raise UserError(f"--warmup_proportion={options.warmup_proportion} must be in [0, 1]")
-    if options.layerwise_lr_decay is not None and not 0.0 < options.layerwise_lr_decay <= 1.0:
-        raise UserError(f"--layerwise_lr_decay={options.layerwise_lr_decay} must be in (0, 1]")
-    if not (options.do_train or options.do_eval or options.do_predict):
-        raise UserError("nothing to do: set --do_train, --do_eval or --do_predict")
 
 
 def train_input_fn(arrays: dict, seed: int):
@@ -138,22 +128,29 @@ def train_input_fn(arrays: dict, seed: int):
             row = tf.random.experimental.index_shuffle(index % size, seeds, size - 1)
             return {key: tf.gather(value, row) for key, value in tensors.items()}
 
-        per_worker = global_batch_size // context.num_input_pipelines
-        first = context.input_pipeline_id * per_worker
         dataset = tf.data.Dataset.range(sys.maxsize).map(example)
-        dataset = dataset.batch(global_batch_size, drop_remainder=True)
-        return dataset.map(lambda batch: {k: v[first:first + per_worker]
-                                          for k, v in batch.items()})
+        return worker_rows(dataset.batch(global_batch_size, drop_remainder=True),
+                           global_batch_size, context)
 
     return input_fn
+
+
+def worker_rows(batches: tf.data.Dataset, global_batch_size: int,
+                context: tf.distribute.InputContext) -> tf.data.Dataset:
+    """This input pipeline's consecutive rows of each global batch (the Trainer's and
+    `distribute.worker_dataset`'s input contract)."""
+    per_worker = global_batch_size // context.num_input_pipelines
+    first = context.input_pipeline_id * per_worker
+    return batches.map(lambda batch: {k: v[first:first + per_worker] for k, v in batch.items()})
 
 
 class Predictor:
     """Per-example model outputs over a FeatureSet, on every replica of the strategy.
 
     The last batch is padded with zero-weight rows to a full global batch (static shapes on
-    every replica); each replica scores consecutive rows and the results are gathered in order.
-    One compiled step serves every evaluation and prediction of a trial.
+    every replica); each replica scores consecutive rows (distribute.split_batch, as in
+    training) and the results are gathered in order. One compiled step serves every evaluation
+    and prediction of a trial.
     """
 
     def __init__(self, strategy: tf.distribute.Strategy, model, output_keys: tuple,
@@ -165,7 +162,6 @@ class Predictor:
         if batch_size % replicas:
             raise UserError(f"--eval_batch_size={batch_size} is not divisible by {replicas} "
                             "replicas")
-        self.per_replica = batch_size // replicas
 
         def replica_fn(inputs):
             outputs = model(inputs, training=False)
@@ -175,27 +171,19 @@ class Predictor:
 
         @tf.function
         def step(batch):
-            values, loss = strategy.run(replica_fn, args=(batch,))
+            values, loss = strategy.run(replica_fn,
+                                        args=(distribute.split_batch(strategy, batch),))
             return ({key: strategy.gather(value, axis=0) for key, value in values.items()},
                     strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None))
 
         self._step = step
 
-    def _dataset(self, arrays: dict):
-        replicas = self.strategy.num_replicas_in_sync
-        per_replica, batch_size = self.per_replica, self.batch_size
+    def _dataset(self, arrays: dict) -> tf.data.Dataset:
+        def input_fn(global_batch_size: int, context: tf.distribute.InputContext):
+            batches = tf.data.Dataset.from_tensor_slices(arrays).batch(global_batch_size)
+            return worker_rows(batches, global_batch_size, context)
 
-        def dataset_fn(context: tf.distribute.InputContext):
-            # Pipeline p feeds its local replicas, in order, their slices of each global batch.
-            local = replicas // context.num_input_pipelines
-            first = context.input_pipeline_id * local * per_replica
-            dataset = tf.data.Dataset.from_tensor_slices(arrays).batch(batch_size)
-            return dataset.flat_map(lambda batch: tf.data.Dataset.from_tensor_slices(
-                {k: tf.reshape(v[first:first + local * per_replica],
-                               tf.concat([[local, per_replica], tf.shape(v)[1:]], 0))
-                 for k, v in batch.items()}))
-
-        return self.strategy.distribute_datasets_from_function(dataset_fn)
+        return distribute.worker_dataset(self.strategy, input_fn, self.batch_size)
 
     def __call__(self, features: tasks.FeatureSet) -> tuple[dict, float]:
         """(outputs {key: numpy [N, ...]} in example order, mean loss over the examples)."""
@@ -218,8 +206,8 @@ class Predictor:
 class TrialRunner:
     """One fine-tuning trial in its own directory: train, evaluate, predict."""
 
-    def __init__(self, options, task: tasks.Task, config, strategy, data: dict,
-                 directory: str, seed: int):
+    def __init__(self, options: FinetuneOptions, task: tasks.Task, config, strategy,
+                 data: dict, directory: str, seed: int):
         self.options = options
         self.task = task
         self.config = config
@@ -229,7 +217,6 @@ class TrialRunner:
         self.seed = seed
         self.chief = distribute.is_chief(strategy)
         self.summaries = summaries.SummaryWriters(directory, enabled=self.chief)
-        self.history = []
         self._predictor = None
 
     def predictor(self, model) -> Predictor:
@@ -240,66 +227,66 @@ class TrialRunner:
 
     def build_trainer(self, hparams: Hyperparameters) -> loop.Trainer:
         options, config = self.options, self.config
-        resuming = bool(tf.train.latest_checkpoint(self.directory))
-        keras.utils.set_random_seed(self.seed)  # the task head's initialization
+        checkpoint_io.ensure_model_config(self.directory, config, write=self.chief)
+        # Process-wide state is the caller's (loop.py): the seed (the head's initialization),
+        # then the dtype policy the model is built under.
+        keras.utils.set_random_seed(self.seed)
+        keras.mixed_precision.set_global_policy(options.mixed_precision)
 
-        def model_fn():
-            model = self.task.build_model(config)
-            if options.init_checkpoint and not resuming:
-                prefix = model_lib.restore_pretrained(model, options.init_checkpoint)
-                log(f"initialized the discriminator from {prefix}")
-            return model
+        def init_fn(model):
+            prefix = checkpoint_io.restore_discriminator(model.backbone, options.init_checkpoint)
+            log(f"initialized the discriminator from {prefix}")
 
         def optimizer_fn():
             return optimization.create_optimizer(
                 "adamw", hparams.learning_rate, hparams.num_train_steps,
                 hparams.num_warmup_steps, weight_decay=options.weight_decay,
                 layerwise_lr_decay=hparams.layerwise_lr_decay,
-                num_layers=config.num_hidden_layers if hparams.layerwise_lr_decay else None,
-                clip_norm=None)  # the Trainer clips the all-reduced gradient
+                num_layers=config.num_hidden_layers if hparams.layerwise_lr_decay else None)
 
         return loop.Trainer(
-            strategy=self.strategy, model_fn=model_fn, optimizer_fn=optimizer_fn,
+            strategy=self.strategy, model_fn=lambda: self.task.build_model(config),
+            optimizer_fn=optimizer_fn,
             train_input_fn=train_input_fn(self.data["train"].arrays, self.seed),
             model_dir=self.directory, train_batch_size=options.train_batch_size,
             eval_batch_size=options.eval_batch_size, seed=self.seed,
             steps_per_loop=max(1, options.log_every_steps), jit_compile=options.jit_compile,
             mixed_precision=options.mixed_precision,
             clip_norm=1.0, save_checkpoints_steps=options.save_checkpoints_steps,
-            keep_checkpoint_max=options.keep_checkpoint_max, config=config.to_dict(),
-            log_fn=log)
+            keep_checkpoint_max=options.keep_checkpoint_max,
+            init_fn=init_fn if options.init_checkpoint else None, log_fn=log)
 
     def restore_for_inference(self):
         """The fine-tuned model of this trial directory (for --nodo_train runs)."""
         keras.mixed_precision.set_global_policy(self.options.mixed_precision)
         with self.strategy.scope():
-            return model_lib.load_finetuned(self.directory)[0]
+            opened = checkpoint_io.open_checkpoint(self.directory, flag="--model_dir")
+        if opened.task is None:
+            raise UserError(f"--model_dir={self.directory}: holds a pre-training checkpoint, "
+                            f"not a fine-tuned model (no {tasks.TASK_FILE})")
+        return opened.model
 
     def evaluate(self, model, step: int) -> dict:
-        results = {}
+        scores_by_split = {}
         for split in self.task.eval_splits:
             features = self.data[split]
             outputs, loss = self.predictor(model)(features)
             scores = {**self.task.evaluate(features, outputs), "loss": loss}
-            results[split] = scores
+            scores_by_split[split] = scores
             name = "eval" if len(self.task.eval_splits) == 1 else f"eval_{split}"
             self.summaries.scalars(name, step, scores)
             log(f"{split} at step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in
                                                         scores.items()))
         if self.chief:
-            self.history = [h for h in self.history if h["step"] < step]
-            self.history.append({"step": step, **results})
-            tasks.write_json(os.path.join(self.directory, EVAL_RESULTS_FILE),
-                             {"task": self.task.name, "step": step, "results": results,
-                              "history": self.history})
-        return results
+            record_eval(self.directory, step, scores_by_split)
+        return scores_by_split
 
     def write_predictions(self, model) -> list:
         paths = []
         for split in self.task.test_splits:
             features = self.data[split]
             outputs, _ = self.predictor(model)(features)
-            path = os.path.join(self.directory, f"{split}_predictions.tsv")
+            path = io.join(self.directory, f"{split}_predictions.tsv")
             if self.chief:
                 self.task.write_predictions(path, features, outputs)
                 log(f"wrote {features.num_examples:,} predictions to {path}")
@@ -359,7 +346,7 @@ def summarize(task: tasks.Task, trials: list) -> dict:
     return summary
 
 
-def needed_splits(options, task: tasks.Task) -> list:
+def needed_splits(options: FinetuneOptions, task: tasks.Task) -> list:
     splits = []
     if options.do_train:
         splits.append("train")
@@ -377,25 +364,25 @@ def needed_splits(options, task: tasks.Task) -> list:
     return splits
 
 
-def save_task_files(directory: str, task: tasks.Task, tokenizer: Tokenizer, options,
-                    pairs: bool) -> None:
+def save_task_files(directory: str, task: tasks.Task, tokenizer: Tokenizer,
+                    options: FinetuneOptions, pairs: bool) -> None:
     """finetune_task.json and the vocabulary: what export and predict-only runs rebuild from."""
-    os.makedirs(directory, exist_ok=True)
-    vocab = os.path.join(directory, VOCAB_FILE)
+    vocab = io.join(directory, VOCAB_FILE)
     if os.path.abspath(tokenizer.vocab_file) != os.path.abspath(vocab):
-        tmp = f"{vocab}.tmp-{os.getpid()}"
-        shutil.copyfile(tokenizer.vocab_file, tmp)
-        os.replace(tmp, vocab)
-    tasks.write_json(os.path.join(directory, tasks.TASK_FILE), {
+        io.copy_file(tokenizer.vocab_file, vocab)
+    io.write_json(io.join(directory, tasks.TASK_FILE), {
         **task.metadata(), "vocab_file": VOCAB_FILE, "do_lower_case": tokenizer.do_lower_case,
         "strip_accents": tokenizer.strip_accents, "max_seq_length": options.max_seq_length,
         "text_pairs": pairs})
 
 
-def run(options) -> dict:
-    """Fine-tunes (and/or evaluates, predicts) `options.task`; returns the results summary."""
-    check_options(options)
-    task = tasks.get_task(options.task, options)
+def run(options: FinetuneOptions) -> dict:
+    """Fine-tunes (and/or evaluates, predicts) `options.task`; returns the results summary.
+
+    `options` come from `options.build` (or finetune/flags.py), validated and with the task's
+    sequence length resolved.
+    """
+    task = registry.get_task(options.task, options)
     # Before any TensorFlow op: --cpu_devices splits the CPU only while devices are unset.
     strategy = distribute.create_strategy(options.strategy, options.tpu,
                                           options.cpu_devices)
@@ -426,7 +413,7 @@ def run(options) -> dict:
     if distribute.is_chief(strategy):
         if options.num_trials > 1:
             save_task_files(options.model_dir, task, tokenizer, options, pairs)
-        tasks.write_json(os.path.join(options.model_dir, RESULTS_FILE), summary)
+        io.write_json(io.join(options.model_dir, RESULTS_FILE), summary)
     if "mean" in summary:
         for split, scores in summary["mean"].items():
             label = "mean over trials" if options.num_trials > 1 else "results"

@@ -8,11 +8,12 @@ tab-separated without quoting, `.csv` files follow RFC 4180 quoting.
 """
 
 import csv
+import functools
 import os
-from typing import Optional
 
 from electra_tf.cli import UserError
 from electra_tf.finetune import tasks
+from electra_tf.finetune.kinds import TaskName
 
 SPLIT_FLAGS = {"train": "--train_file", "dev": "--dev_file", "test": "--test_file"}
 
@@ -51,7 +52,7 @@ class FileReader:
 class TableReader(FileReader):
     """Examples from header-named columns of one TSV/CSV file per split."""
 
-    def __init__(self, files: dict, text_column: str, text_b_column: Optional[str],
+    def __init__(self, files: dict, text_column: str, text_b_column: str | None,
                  label_column: str, regression: bool):
         super().__init__(files)
         self.text_column = text_column
@@ -118,7 +119,9 @@ def _make(options, regression: bool) -> tasks.SequenceTask:
     return tasks.SequenceTask(name, reader, regression=regression)
 
 
-tasks.register("classification", lambda options: _make(options, regression=False),
-               "text (pair) classification from TSV/CSV files, labels found in --train_file")
-tasks.register("regression", lambda options: _make(options, regression=True),
-               "text (pair) regression from TSV/CSV files with a numeric label column")
+TASKS = (
+    TaskName("classification", functools.partial(_make, regression=False),
+             "text (pair) classification from TSV/CSV files, labels found in --train_file"),
+    TaskName("regression", functools.partial(_make, regression=True),
+             "text (pair) regression from TSV/CSV files with a numeric label column"),
+)

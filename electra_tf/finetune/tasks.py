@@ -1,40 +1,45 @@
-"""The fine-tuning tasks of the ELECTRA recipe and the registry that names them.
+"""The fine-tuning tasks of the ELECTRA recipe: the contract the runner drives, and the sentence
+and tagging tasks.
 
-A task turns a data source into model features, builds the task model (the discriminator
-`Backbone` plus a head: dropout + dense on [CLS] for sentence tasks, per token for tagging),
-scores the model's outputs with the metrics GLUE/CoNLL report and writes test predictions.
-`Task` is the plug-in contract the runner drives; `SequenceTask` (classification and regression,
-one or two texts) and `TaggingTask` (word-level tags) are the built-in kinds; the readers in
-glue.py, tabular.py and conll.py feed them. squad_task.py shows how another kind of task
-plugs in.
+A task turns a data source into model features, builds the task model of its kind (kinds.py:
+the discriminator `Backbone` plus a head, model.py), scores the model's outputs with the metrics
+GLUE/CoNLL report and writes test predictions. `Task` is the plug-in contract; `SequenceTask`
+(classification and regression, one or two texts) and `TaggingTask` (word-level tags) are the
+built-in ones, fed by the readers in glue.py, tabular.py and conll.py; squad/task.py shows how a
+task of another kind plugs in. The task description saved in every fine-tuning model_dir
+(`TASK_FILE`) is what export and predict-only runs rebuild the model from.
 """
 
 import abc
 import csv
 import dataclasses
-import importlib
-import json
 import os
-from typing import Callable, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Union
 
 import numpy as np
+import tensorflow as tf
 
+from electra_tf import io
 from electra_tf.cli import UserError
 from electra_tf.finetune import features as features_lib
 from electra_tf.finetune import metrics as metrics_lib
 from electra_tf.finetune import model as model_lib
+from electra_tf.finetune.kinds import TaskKind
 
-TASK_FILE = model_lib.TASK_FILE
-load_task_metadata = model_lib.load_task_metadata
+TASK_FILE = "finetune_task.json"
 
-# Modules whose import registers tasks (each calls `register`), imported on first lookup so that
-# task modules can build on this one without an import cycle.
-TASK_MODULES = (
-    "electra_tf.finetune.glue",
-    "electra_tf.finetune.tabular",
-    "electra_tf.finetune.conll",
-    "electra_tf.finetune.squad_task",
-)
+
+def load_task_metadata(model_dir: str) -> dict | None:
+    """The task description saved in a fine-tuning model_dir, or None if there is none.
+
+    It has "task", "kind", "labels", "vocab_file" (relative to model_dir), "do_lower_case",
+    "strip_accents", "max_seq_length", "text_pairs" and what the task adds (tasks.Task.metadata).
+    """
+    path = io.join(model_dir, TASK_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    return io.read_json(path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +48,7 @@ class Example:
 
     guid: str
     text_a: str
-    text_b: Optional[str] = None
+    text_b: str | None = None
     label: Union[str, float, None] = None
     source: str = ""
 
@@ -54,7 +59,7 @@ class TaggedSentence:
 
     guid: str
     words: tuple
-    tags: Optional[tuple] = None
+    tags: tuple | None = None
     source: str = ""
 
 
@@ -78,12 +83,12 @@ class FeatureSet:
 class Task(abc.ABC):
     """What the runner needs from a fine-tuning task.
 
-    Subclasses set `kind` ("classification", "regression", "tagging", ...: the export tool builds
-    its serving signature from it), `primary_metric` (picks the best of several trials) and
-    `output_keys` (the per-example model outputs that `evaluate`/`write_predictions` consume).
+    Subclasses set `task_kind` (the `TaskKind` that builds and serves their model),
+    `primary_metric` (picks the best of several trials) and `output_keys` (the per-example model
+    outputs that `evaluate`/`write_predictions` consume).
     """
 
-    kind: str = ""
+    task_kind: TaskKind
     primary_metric: str = "accuracy"
     output_keys: tuple = ()
 
@@ -93,6 +98,10 @@ class Task(abc.ABC):
         self.default_epochs = default_epochs
         self.eval_splits = tuple(eval_splits)
         self.test_splits = tuple(test_splits)
+
+    @property
+    def kind(self) -> str:
+        return self.task_kind.name
 
     @abc.abstractmethod
     def has_split(self, split: str) -> bool:
@@ -107,7 +116,7 @@ class Task(abc.ABC):
         model_dir fine-tuned for another task."""
         saved = load_task_metadata(model_dir)
         if saved is not None and saved.get("task") != self.name:
-            raise UserError(f"{os.path.join(model_dir, TASK_FILE)}: model_dir holds a "
+            raise UserError(f"{io.join(model_dir, TASK_FILE)}: model_dir holds a "
                             f"{saved.get('task')!r} model, not {self.name!r}; use another "
                             "--model_dir")
 
@@ -117,7 +126,7 @@ class Task(abc.ABC):
 
     def build_model(self, config):
         """A keras.Model following the training-loop contract, built from `metadata()`."""
-        return model_lib.build_model(self.metadata(), config)
+        return self.task_kind.build_model(self.metadata(), config)
 
     @abc.abstractmethod
     def evaluate(self, features: FeatureSet, outputs: dict) -> dict:
@@ -135,10 +144,10 @@ class Task(abc.ABC):
 class LabelledTask(Task):
     """A task whose label set is fixed (GLUE) or discovered from the training data and saved."""
 
-    def __init__(self, name: str, labels: Optional[Sequence[str]] = None, **kwargs):
+    def __init__(self, name: str, labels: Sequence[str] | None = None, **kwargs):
         super().__init__(name, **kwargs)
         self.fixed_labels = labels is not None
-        self.labels: Optional[list] = list(labels) if labels is not None else None
+        self.labels: list | None = list(labels) if labels is not None else None
 
     @abc.abstractmethod
     def example_labels(self, examples: list) -> list:
@@ -157,16 +166,16 @@ class LabelledTask(Task):
                     raise UserError(f"the training data of task {self.name!r} has only the "
                                     f"label(s) {self.labels}; classification needs at least 2")
             else:
-                raise UserError(f"{os.path.join(model_dir, TASK_FILE)} not found: without "
+                raise UserError(f"{io.join(model_dir, TASK_FILE)} not found: without "
                                 "--do_train the labels come from a fine-tuned model_dir")
         elif saved is not None and saved.get("labels") != self.labels:
-            raise UserError(f"{os.path.join(model_dir, TASK_FILE)}: labels {saved.get('labels')} "
+            raise UserError(f"{io.join(model_dir, TASK_FILE)}: labels {saved.get('labels')} "
                             f"differ from the task's {self.labels}; use another --model_dir")
         if do_train and saved is not None and not self.fixed_labels:
             unseen = sorted(set(self.example_labels(self.read("train"))) - set(self.labels))
             if unseen:
                 raise UserError(f"training labels {unseen} are not in the labels {self.labels} "
-                                f"saved in {os.path.join(model_dir, TASK_FILE)}")
+                                f"saved in {io.join(model_dir, TASK_FILE)}")
 
     def label_ids(self, examples: list, labels_of) -> list:
         """Maps label strings to ids; a label outside the label set is a one-line UserError."""
@@ -196,12 +205,12 @@ class SequenceTask(LabelledTask):
     """
 
     def __init__(self, name: str, reader, *, regression: bool = False,
-                 labels: Optional[Sequence[str]] = None, metric_names: Sequence[str] = (),
-                 primary_metric: Optional[str] = None, **kwargs):
+                 labels: Sequence[str] | None = None, metric_names: Sequence[str] = (),
+                 primary_metric: str | None = None, **kwargs):
         super().__init__(name, labels=labels, **kwargs)
         self.reader = reader
         self.regression = regression
-        self.kind = "regression" if regression else "classification"
+        self.task_kind = model_lib.REGRESSION if regression else model_lib.CLASSIFICATION
         self.metric_names = tuple(metric_names) or (
             ("pearson", "spearman") if regression else ("accuracy", "macro_f1", "mcc"))
         self.primary_metric = primary_metric or self.metric_names[0]
@@ -271,16 +280,10 @@ class SequenceTask(LabelledTask):
         write_tsv(path, header, rows)
 
 
-def cut_off_tag(labels: Sequence[str]) -> str:
-    """The tag of a word past max_seq_length (fine-tuning predictions and the served tagger):
-    "O" when the task has it, else its first label."""
-    return "O" if "O" in labels else labels[0]
-
-
 class TaggingTask(LabelledTask):
     """Word-level tagging (NER, chunking): label on the first WordPiece of each word, span F1."""
 
-    kind = "tagging"
+    task_kind = model_lib.TAGGING
     primary_metric = "f1"
     output_keys = ("predictions",)
 
@@ -307,7 +310,7 @@ class TaggingTask(LabelledTask):
 
     def predicted_tags(self, features: FeatureSet, outputs: dict) -> list:
         """Tags per word; a word cut off by max_seq_length gets `cut_off_tag`."""
-        fallback = cut_off_tag(self.labels)
+        fallback = features_lib.cut_off_tag(self.labels)
         tags = []
         for row, positions in zip(outputs["predictions"], features.extras["word_positions"]):
             tags.append([self.labels[int(row[p])] if p >= 0 else fallback for p in positions])
@@ -329,72 +332,13 @@ class TaggingTask(LabelledTask):
         for sentence, tags in zip(features.examples, self.predicted_tags(features, outputs)):
             lines.extend(f"{w}\t{t}\n" for w, t in zip(sentence.words, tags))
             lines.append("\n")
-        write_text(path, "".join(lines))
-
-
-_REGISTRY: dict = {}
-
-
-def register(name: str, factory: Callable, description: str,
-             max_seq_length: int = 128) -> None:
-    """Makes `--task=name` build `factory(options)`; options has the fine-tuning flags' values.
-
-    `max_seq_length` is the task's length when --max_seq_length is unset (the recipe: 128,
-    512 for question answering).
-    """
-    if name in _REGISTRY:
-        raise ValueError(f"task {name!r} registered twice")
-    _REGISTRY[name] = (factory, description, max_seq_length)
-
-
-def _load_registry() -> dict:
-    for module in TASK_MODULES:
-        importlib.import_module(module)
-    return _REGISTRY
-
-
-def task_names() -> list:
-    return sorted(_load_registry())
-
-
-def task_descriptions() -> dict:
-    return {name: entry[1] for name, entry in sorted(_load_registry().items())}
-
-
-def get_task(name: str, options) -> Task:
-    """The task named `name`, configured from `options` (flag values by attribute).
-
-    An unset `options.max_seq_length` is set to the task's own length first.
-    """
-    registry = _load_registry()
-    if name not in registry:
-        raise UserError(f"--task={name!r} is not a task; valid tasks: "
-                        f"{', '.join(sorted(registry))}")
-    factory, _, max_seq_length = registry[name]
-    if options.max_seq_length is None:
-        options.max_seq_length = max_seq_length
-    return factory(options)
-
-
-def write_text(path: str, text: str) -> None:
-    """Writes `text` atomically (temporary file, then rename)."""
-    directory = os.path.dirname(path)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def write_json(path: str, value) -> None:
-    write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+        io.write_text(path, "".join(lines))
 
 
 def write_tsv(path: str, header: list, rows: list) -> None:
     lines = ["\t".join(header) + "\n"]
     lines.extend("\t".join(str(v) for v in row) + "\n" for row in rows)
-    write_text(path, "".join(lines))
+    io.write_text(path, "".join(lines))
 
 
 def read_delimited(path: str, delimiter: str, quoting: int = csv.QUOTE_MINIMAL):

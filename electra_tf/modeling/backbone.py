@@ -10,6 +10,7 @@ the tower reuses it and creates no embedding variables of its own.
 
 import keras
 
+from electra_tf.config import ModelConfig
 from electra_tf.modeling import common
 from electra_tf.modeling.embeddings import Embeddings
 from electra_tf.modeling.encoder import TransformerEncoder
@@ -22,8 +23,8 @@ class Backbone(keras.Model):
     `training=True` and the config has dropout.
     """
 
-    def __init__(self, config, embeddings: Embeddings | None = None, name: str = "electra",
-                 **kwargs):
+    def __init__(self, config: ModelConfig, embeddings: Embeddings | None = None,
+                 name: str = "electra", **kwargs):
         super().__init__(name=name, **kwargs)
         self.config = config
         self.embeddings = embeddings if embeddings is not None else Embeddings(config)

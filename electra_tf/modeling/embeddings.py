@@ -9,13 +9,14 @@ object is passed to both towers. Its variables end with the TF1 names
 import keras
 from keras import ops
 
+from electra_tf.config import ModelConfig
 from electra_tf.modeling import common
 
 
 class Embeddings(keras.layers.Layer):
     """Token embeddings [B, T] -> [B, T, embedding_size]."""
 
-    def __init__(self, config, name: str = "embeddings", **kwargs):
+    def __init__(self, config: ModelConfig, name: str = "embeddings", **kwargs):
         super().__init__(name=name, **kwargs)
         self.config = config
         self.layer_norm = common.layer_norm(config)

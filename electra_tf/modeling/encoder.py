@@ -12,6 +12,7 @@ import math
 import keras
 from keras import ops
 
+from electra_tf.config import ModelConfig
 from electra_tf.modeling import common
 
 # Added to the attention logits of padding keys, exactly as the reference does.
@@ -21,7 +22,7 @@ MASK_ADDER = -10000.0
 class TransformerLayer(keras.layers.Layer):
     """One encoder layer: self-attention + residual LayerNorm, FFN + residual LayerNorm."""
 
-    def __init__(self, config, index: int, name: str, **kwargs):
+    def __init__(self, config: ModelConfig, index: int, name: str, **kwargs):
         super().__init__(name=name, **kwargs)
         self.config = config
         hidden = config.hidden_size
@@ -87,7 +88,7 @@ class TransformerLayer(keras.layers.Layer):
 class TransformerEncoder(keras.layers.Layer):
     """A stack of `num_hidden_layers` layers named `layer_{i}`: [B, T, H] -> [B, T, H]."""
 
-    def __init__(self, config, name: str = "encoder", **kwargs):
+    def __init__(self, config: ModelConfig, name: str = "encoder", **kwargs):
         super().__init__(name=name, **kwargs)
         self.config = config
         self.layers = [TransformerLayer(config, i, name=f"layer_{i}")

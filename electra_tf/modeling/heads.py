@@ -15,13 +15,15 @@ from [CLS]). All heads return float32 logits so losses run in float32 under mixe
 import keras
 from keras import ops
 
+from electra_tf.config import ModelConfig
 from electra_tf.modeling import common
 
 
 class GeneratorHead(keras.layers.Layer):
     """Generator hidden states at masked positions [B, N, Hg] -> vocabulary logits [B, N, V]."""
 
-    def __init__(self, config, input_size: int, name: str = "generator_predictions", **kwargs):
+    def __init__(self, config: ModelConfig, input_size: int,
+                 name: str = "generator_predictions", **kwargs):
         super().__init__(name=name, **kwargs)
         self.config = config
         self.input_size = input_size
@@ -51,7 +53,7 @@ class GeneratorHead(keras.layers.Layer):
 class DiscriminatorHead(keras.layers.Layer):
     """Discriminator sequence output [B, T, H] -> replaced-token logits [B, T]."""
 
-    def __init__(self, config, name: str = "discriminator_predictions", **kwargs):
+    def __init__(self, config: ModelConfig, name: str = "discriminator_predictions", **kwargs):
         super().__init__(name=name, **kwargs)
         self.config = config
         self.dense = common.dense(config.hidden_size, config, "dense", activation=common.gelu)
@@ -72,7 +74,7 @@ class DiscriminatorHead(keras.layers.Layer):
 class _DenseOnFeatures(keras.layers.Layer):
     """Dropout (stateless, head site) + dense with the recipe's initializer, float32 logits."""
 
-    def __init__(self, config, units: int, name: str, **kwargs):
+    def __init__(self, config: ModelConfig, units: int, name: str, **kwargs):
         super().__init__(name=name, **kwargs)
         self.config = config
         self.dense = common.dense(units, config, "dense")
@@ -89,7 +91,7 @@ class _DenseOnFeatures(keras.layers.Layer):
 class ClassificationHead(_DenseOnFeatures):
     """sequence_output [B, T, H] -> logits [B, num_labels] from the [CLS] vector."""
 
-    def __init__(self, config, num_labels: int, name: str = "classifier", **kwargs):
+    def __init__(self, config: ModelConfig, num_labels: int, name: str = "classifier", **kwargs):
         super().__init__(config, num_labels, name=name, **kwargs)
         self.build()
 
@@ -100,7 +102,7 @@ class ClassificationHead(_DenseOnFeatures):
 class TaggingHead(_DenseOnFeatures):
     """sequence_output [B, T, H] -> per-token logits [B, T, num_labels]."""
 
-    def __init__(self, config, num_labels: int, name: str = "tagger", **kwargs):
+    def __init__(self, config: ModelConfig, num_labels: int, name: str = "tagger", **kwargs):
         super().__init__(config, num_labels, name=name, **kwargs)
         self.build()
 
@@ -117,7 +119,7 @@ class SpanHead(_DenseOnFeatures):
     own notion of valid answer positions (e.g. context tokens only).
     """
 
-    def __init__(self, config, name: str = "span", **kwargs):
+    def __init__(self, config: ModelConfig, name: str = "span", **kwargs):
         super().__init__(config, 2, name=name, **kwargs)
         self.answerable = common.dense(1, config, "answerable")
         self.build()

@@ -1,20 +1,22 @@
 """The ELECTRA pre-training objective as one Keras model: masking, the generator (masked LM),
 Gumbel-max sampling, the discriminator (replaced-token detection), losses and metrics.
 
-Per step (RECIPE.md "Pre-training step"): mask 15% of the real non-special tokens (85% [MASK],
-15% kept), run the generator on the masked input and its MLM head at the masked positions,
-sample replacements under stop_gradient, run the discriminator on the sampled input, and
-combine gen_weight * MLM loss + disc_weight * sigmoid BCE over real tokens. Generator and
-discriminator share the whole embeddings block.
+Per step (docs/RECIPE.md "Pre-training step"): mask 15% of the real non-special tokens (85%
+[MASK], 15% kept), run the generator on the masked input and its MLM head at the masked
+positions, sample replacements under stop_gradient, run the discriminator on the sampled input,
+and combine gen_weight * MLM loss + disc_weight * sigmoid BCE over real tokens. Generator and
+discriminator share the whole embeddings block. The towers' sizes come from a `ModelConfig`,
+the mask rate, loss weights and temperature from an `ObjectiveConfig`.
 
-The model follows the training loop's contract (electra_tf/training/loop.py): losses as (sum, count, weight)
-and metrics as (sum, count) per replica, so the loop divides by globally all-reduced counts and
-the loss equals the single-device loss of the same global batch.
+The model follows the training loop's contract (electra_tf/training/loop.py): losses as
+(sum, count, weight) and metrics as (sum, count) per replica, so the loop divides by globally
+all-reduced counts and the loss equals the single-device loss of the same global batch.
 """
 
 import keras
 import tensorflow as tf
 
+from electra_tf.config import ModelConfig, ObjectiveConfig
 from electra_tf.modeling import common
 from electra_tf.modeling.backbone import Backbone
 from electra_tf.modeling.embeddings import Embeddings
@@ -41,24 +43,27 @@ class ElectraPretrainer(keras.Model):
     [B, T] and the masked-LM slots for the text summary.
     """
 
-    def __init__(self, config, *, seed: int, mask_id: int, cls_id: int, sep_id: int,
-                 pad_id: int = 0, name: str = "electra_pretrainer", **kwargs):
+    def __init__(self, model_config: ModelConfig, objective_config: ObjectiveConfig, *,
+                 seed: int, mask_id: int, cls_id: int, sep_id: int, pad_id: int = 0,
+                 name: str = "electra_pretrainer", **kwargs):
         super().__init__(name=name, **kwargs)
-        config.validate()
-        self.config = config
+        model_config.validate()
+        objective_config.validate(model_config)
+        self.config = model_config
+        self.objective = objective_config
         self.seed = int(seed)
         self.mask_id, self.cls_id, self.sep_id, self.pad_id = mask_id, cls_id, sep_id, pad_id
-        generator_config = config.generator_config()
-        self.embeddings = Embeddings(config)
+        generator_config = model_config.generator()
+        self.embeddings = Embeddings(model_config)
         # The discriminator is built first, so the shared block lives under "electra/embeddings".
-        self.discriminator = Backbone(config, self.embeddings, name="electra")
+        self.discriminator = Backbone(model_config, self.embeddings, name="electra")
         self.generator = Backbone(generator_config, self.embeddings, name="generator")
-        self.generator_head = GeneratorHead(config, generator_config.hidden_size)
-        self.discriminator_head = DiscriminatorHead(config)
+        self.generator_head = GeneratorHead(model_config, generator_config.hidden_size)
+        self.discriminator_head = DiscriminatorHead(model_config)
         self.built = True
 
     def call(self, features, training=False, dropout_seed=None):
-        config = self.config
+        objective = self.objective
         input_ids = tf.cast(features["input_ids"], tf.int32)
         input_mask = tf.cast(features["input_mask"], tf.int32)
         segment_ids = tf.cast(features["segment_ids"], tf.int32)
@@ -69,8 +74,8 @@ class ElectraPretrainer(keras.Model):
             disc_seed = common.fold_seed(dropout_seed, DISCRIMINATOR_DROPOUT)
 
         masked = masking.mask_inputs(
-            input_ids, input_mask, example_index, seed=self.seed, mask_prob=config.mask_prob,
-            max_predictions=config.max_predictions_per_seq, mask_id=self.mask_id,
+            input_ids, input_mask, example_index, seed=self.seed, mask_prob=objective.mask_prob,
+            max_predictions=objective.max_predictions_per_seq, mask_id=self.mask_id,
             special_ids=(self.cls_id, self.sep_id, self.mask_id))
         positions = masked["masked_lm_positions"]
         mlm_ids = masked["masked_lm_ids"]
@@ -88,7 +93,7 @@ class ElectraPretrainer(keras.Model):
 
         # Sampling under stop_gradient; the discriminator sees the originals everywhere else.
         sampled = sampling.gumbel_max_sample(mlm_logits, example_index, seed=self.seed,
-                                             temperature=config.temperature)
+                                             temperature=objective.temperature)
         disc_input_ids, disc_labels = sampling.replace_with_samples(
             input_ids, positions, mlm_weights, sampled)
 
@@ -107,8 +112,8 @@ class ElectraPretrainer(keras.Model):
         disc_correct = tf.equal(disc_preds, disc_labels)
         return {
             "losses": {
-                "masked_lm_loss": mlm_loss + (float(config.gen_weight),),
-                "disc_loss": disc_loss + (float(config.disc_weight),),
+                "masked_lm_loss": mlm_loss + (float(objective.gen_weight),),
+                "disc_loss": disc_loss + (float(objective.disc_weight),),
             },
             "metrics": {
                 "masked_lm_accuracy": _weighted(tf.equal(mlm_preds, mlm_ids), mlm_weights),

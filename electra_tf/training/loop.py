@@ -1,14 +1,17 @@
 """The training loop of the ELECTRA recipe, generic over models that follow the loss contract.
 
 It replaces the reference's TPUEstimator loop (train + periodic eval + checkpoints) with a
-tf.distribute custom loop, used by pre-training and fine-tuning alike.
+tf.distribute custom loop, used by pre-training and fine-tuning alike. It knows nothing about
+ELECTRA: what the model is, where its initial weights come from and which architecture a
+model_dir holds are its callers' business.
 
 Trainer API
 -----------
+    keras.utils.set_random_seed(seed)                 # process-wide state is the caller's:
+    keras.mixed_precision.set_global_policy(policy)   # set both before creating the Trainer
     trainer = Trainer(
         strategy=strategy,                # from electra_tf.training.distribute.create_strategy
-        model_fn=lambda: model,           # called once under strategy.scope(), after the
-                                          # mixed-precision policy is set
+        model_fn=lambda: model,           # called once under strategy.scope()
         optimizer_fn=lambda: optimizer,   # idem; wrapped in LossScaleOptimizer for mixed_float16
         train_input_fn=fn,                # fn(global_batch_size, input_context) -> tf.data.Dataset
         eval_input_fn=fn_or_None,         # idem (an infinite, deterministic stream for eval)
@@ -16,24 +19,25 @@ Trainer API
         train_batch_size=256,             # global, across replicas and accumulation steps
         eval_batch_size=256,              # global
         seed=0, grad_accum_steps=1, steps_per_loop=100, jit_compile=False,
-        mixed_precision="float32",        # or "mixed_bfloat16", "mixed_float16"
+        mixed_precision="float32",        # the policy set above (checked), or "mixed_bfloat16",
+                                          # "mixed_float16"
         clip_norm=1.0, save_checkpoints_steps=1000, keep_checkpoint_max=5,
-        init_checkpoint="",               # model-only restore when model_dir has no checkpoint
-        config=None,                      # dict kept as model_dir/config.json; a model_dir with
-                                          # a checkpoint of a different config is refused
+        init_fn=None,                     # fn(model), run once when model_dir has no checkpoint
+                                          # to resume (e.g. weights from --init_checkpoint)
         example_summary_fn=None,          # fn(sample: {name: numpy row}) -> markdown, after evals
         log_fn=None)                      # fn(str), where progress lines go (default: stderr)
     result = trainer.train(num_train_steps, eval_every_steps=0, num_eval_steps=100)
     # -> TrainResult(step, stopped_by_signal, eval_results, train_metrics); raises
     #    TrainingDiverged (a UserError) when the loss turns NaN/Inf: nothing is saved after the
     #    last good checkpoint.
+    metrics = trainer.run_steps(n)               # n steps in one call, no saving or evaluation
     metrics = trainer.evaluate(num_eval_steps)   # {"loss": .., metric names..., auc names...}
     trainer.model, trainer.optimizer, trainer.step (tf.Variable), trainer.strategy
 
 Input functions return, for input pipeline p of P (P = number of workers), batches holding rows
 [p*b, (p+1)*b) of each global batch, b = global_batch_size / P, as a dict of tensors with a
-leading batch dimension (electra_tf.data.pretraining_dataset does this). The loop slices each
-worker's batch among its local replicas.
+leading batch dimension (electra_tf.data.pretraining_dataset does this);
+electra_tf.training.distribute hands each replica its consecutive rows of them.
 
 The model contract: `outputs = model(features, training=..., dropout_seed=...)` returns
 `outputs["losses"] = {name: (sum, count, weight)}` (total loss = sum_k weight_k * sum_k /
@@ -43,15 +47,32 @@ same global batch), `outputs["metrics"] = {name: (sum, count)}` (reported as glo
 histograms of the scores, summed over replicas and steps), any other key: tensors [B, ...] that
 `example_summary_fn` receives (row 0 of replica 0 of the first eval batch) with the features.
 
-Per step, on every replica: dropout_seed = f(seed, step, replica id, micro-step); gradients of
-`grad_accum_steps` micro-batches are averaged (each micro-batch loss normalized by its own global
-counts, like Keras' gradient accumulation), all-reduced once, clipped to global norm `clip_norm`
-and applied. `steps_per_loop` steps run inside one tf.function.
+Per step, on every replica: dropout_seed = f(seed, step, replica id, micro-step); the gradients
+of `grad_accum_steps` micro-batches are averaged (each micro-batch loss normalized by its own
+global counts, like Keras' gradient accumulation); then the gradient contract below.
+`steps_per_loop` steps run inside one tf.function.
+
+Gradient contract (the one owner of reduction and clipping; public APIs only)
+------------------------------------------------------------------------------
+1. Each replica computes the gradient of its share of the global loss (the loss above), so the
+   sum over replicas is the one-device gradient of the global batch.
+2. It all-reduces (sums) a copy of it only to compute the global norm: that of the summed
+   gradient, as the recipe clips it (under mixed_float16, of the summed gradient divided by the
+   loss scale).
+3. It multiplies its own, unreduced gradient by the clipping factor computed as
+   tf.clip_by_global_norm computes it from that norm (`clip_gradients` calls it with
+   `use_norm`), so one device gives bit-identical results to a plain clip_by_global_norm; a
+   non-finite norm makes the factor NaN on every replica alike (the loss-scale optimizer then
+   skips the step everywhere, and the loop stops on it otherwise).
+4. It calls the public `optimizer.apply(grads, variables)` in replica context, where Keras sums
+   the gradients over the replicas itself (for mixed_float16, the LossScaleOptimizer unscales
+   them first); optimization.py's optimizers add neither a sum nor a clip, and refuse Keras'.
+tests/electra_tf/training/test_distribute.py checks the resulting update against
+-lr * the clipped global gradient with SGD on one and two replicas: a Keras that summed twice,
+or did not sum, or a clip that went missing, fails it.
 """
 
 import dataclasses
-import json
-import os
 import sys
 import time
 
@@ -60,10 +81,9 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf.cli import Progress, UserError
-from electra_tf.training import checkpoints, distribute, summaries
+from electra_tf.training import checkpoints, distribute, results, summaries
 
 AUC_BINS = 1000
-EVAL_RESULTS_FILE = "eval_results.json"
 
 
 class TrainingDiverged(UserError):
@@ -99,18 +119,24 @@ def _histograms(labels, scores, weights):
     return tf.stack([positive, negative])
 
 
-def _disable_gradient_all_reduce(optimizer) -> None:
-    """Stops Keras from summing the (already all-reduced) gradients over replicas again.
+def _replica_sum(values):
+    """The sum over replicas of a structure of tensors, in replica context."""
+    context = tf.distribute.get_replica_context()
+    if context.num_replicas_in_sync == 1:
+        return values
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, values)
 
-    Keras 3's TF optimizer all-reduces gradients in `apply` when called in a replica context.
-    The loop must reduce them itself first, to clip by the global norm of the *summed*
-    gradient as the recipe does; a second sum would multiply them by the number of replicas.
-    tests/electra_tf/training/test_distribute.py checks the resulting update numerically.
-    """
-    inner = getattr(optimizer, "inner_optimizer", None)
-    for opt in (optimizer, inner):
-        if opt is not None:
-            opt._all_reduce_sum_gradients = lambda grads_and_vars: list(grads_and_vars)
+
+def clip_gradients(grads: list, clip_norm: float, loss_scale=None) -> tuple:
+    """Steps 2-3 of the gradient contract, in replica context: (this replica's gradients times
+    the global clipping factor, the global norm). `loss_scale`: the dynamic scale the gradients
+    carry (mixed_float16); the norm is that of the unscaled summed gradient."""
+    summed = _replica_sum(grads)
+    if loss_scale is not None:
+        summed = [g / loss_scale for g in summed]
+    norm = tf.linalg.global_norm(summed)
+    clipped, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=norm)
+    return clipped, norm
 
 
 class Trainer:
@@ -122,8 +148,7 @@ class Trainer:
                  steps_per_loop: int = 100, jit_compile: bool = False,
                  mixed_precision: str = "float32", clip_norm: float = 1.0,
                  save_checkpoints_steps: int = 1000, keep_checkpoint_max: int = 5,
-                 init_checkpoint: str = "", config: dict = None, example_summary_fn=None,
-                 log_fn=None):
+                 init_fn=None, example_summary_fn=None, log_fn=None):
         self.strategy = strategy
         self.model_dir = model_dir
         self.seed = int(seed)
@@ -135,12 +160,23 @@ class Trainer:
         self.log = log_fn or (lambda line: print(line, file=sys.stderr, flush=True))
         self.train_batch_size = int(train_batch_size)
         self.eval_batch_size = int(eval_batch_size or train_batch_size)
-
         self.num_replicas = strategy.num_replicas_in_sync
         self.num_workers = distribute.num_workers(strategy)
         self.worker = distribute.worker_index(strategy)
         self.chief = distribute.is_chief(strategy)
-        self.local_replicas = self.num_replicas // self.num_workers
+        self._check_batch_sizes()
+        self._float16 = self._check_policy(mixed_precision)
+        self.summaries = summaries.SummaryWriters(model_dir, enabled=self.chief)
+        # Input pipelines before the model, as always: random ops seeded by the global seed
+        # take their op seeds in creation order, so this order is part of a run's numerics.
+        self._create_input(train_input_fn, eval_input_fn)
+        self._create_state(model_fn, optimizer_fn, keep_checkpoint_max)
+        if not self.resumed_from and init_fn is not None:
+            init_fn(self.model)
+        self._compile(jit_compile)
+
+    # ------------------------------------------------------------------------- construction
+    def _check_batch_sizes(self) -> None:
         if self.train_batch_size % (self.num_replicas * self.grad_accum_steps):
             raise UserError(f"--train_batch_size={self.train_batch_size} is not divisible by "
                             f"{self.num_replicas} replicas x --grad_accum_steps="
@@ -149,24 +185,34 @@ class Trainer:
             raise UserError(f"eval batch size {self.eval_batch_size} is not divisible by "
                             f"{self.num_replicas} replicas")
 
-        if config is not None:
-            checkpoints.ensure_model_config(model_dir, config, write=self.chief)
-        # Seeds weight initialization and (with their op seeds) the input pipelines' shuffles:
-        # the same flags give the same model and data order on any strategy.
-        keras.utils.set_random_seed(self.seed)
-        self.summaries = summaries.SummaryWriters(model_dir, enabled=self.chief)
+    @staticmethod
+    def _check_policy(mixed_precision: str) -> bool:
+        """Whether loss scaling is on; the caller must have set the matching global policy
+        (layers take their dtypes from it when model_fn builds them)."""
+        policy = keras.mixed_precision.global_policy().name
+        if policy != mixed_precision:
+            raise ValueError(f"mixed_precision={mixed_precision!r} but the global Keras policy "
+                             f"is {policy!r}: call keras.mixed_precision.set_global_policy("
+                             f"{mixed_precision!r}) before creating the Trainer")
+        return mixed_precision == "mixed_float16"
 
+    def _create_input(self, train_input_fn, eval_input_fn) -> None:
         self._train_dataset = self._eval_dataset = None
         if train_input_fn is not None:
-            self._train_dataset = self._worker_dataset(
-                train_input_fn, self.train_batch_size // self.grad_accum_steps,
+            self._train_dataset = distribute.worker_dataset(
+                self.strategy, train_input_fn, self.train_batch_size // self.grad_accum_steps,
                 self.grad_accum_steps)
         if eval_input_fn is not None:
-            self._eval_dataset = self._worker_dataset(eval_input_fn, self.eval_batch_size, 1)
+            self._eval_dataset = distribute.worker_dataset(
+                self.strategy, eval_input_fn, self.eval_batch_size)
+        if self._train_dataset is None and self._eval_dataset is None:
+            raise ValueError("Trainer needs train_input_fn or eval_input_fn")
+        self._train_iterator = (iter(self._train_dataset) if self._train_dataset is not None
+                                else None)
 
-        self._float16 = mixed_precision == "mixed_float16"
-        keras.mixed_precision.set_global_policy(mixed_precision)
-        with strategy.scope():
+    def _create_state(self, model_fn, optimizer_fn, keep_checkpoint_max: int) -> None:
+        """Model, optimizer, step and their checkpoints; restores the latest one, if any."""
+        with self.strategy.scope():
             self.model = model_fn()
             optimizer = optimizer_fn()
             if self._float16:
@@ -176,21 +222,36 @@ class Trainer:
                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
             self._build_model()
             self.optimizer.build(self.model.trainable_variables)
-        _disable_gradient_all_reduce(self.optimizer)
-
-        self._train_iterator = (iter(self._train_dataset) if self._train_dataset is not None
-                                else None)
         self.checkpoints = checkpoints.CheckpointKeeper(
-            checkpoints.checkpoint_directory(model_dir, self.chief, self.worker),
+            checkpoints.checkpoint_directory(self.model_dir, self.chief, self.worker),
             keep_checkpoint_max,
             iterator_key=("iterator" if self.num_workers == 1
                           else f"iterator_{self.worker}_of_{self.num_workers}"),
-            iterator=self._train_iterator, state_directory=model_dir,
+            iterator=self._train_iterator, state_directory=self.model_dir,
             model=self.model, optimizer=self.optimizer, step=self.step)
         self.resumed_from, self._input_restored = self.checkpoints.restore_latest()
-        if not self.resumed_from and init_checkpoint:
-            checkpoints.restore_model_weights(self.model, init_checkpoint)
 
+    def _build_model(self) -> None:
+        """Creates the variables (needed before checkpoint restore and the optimizer build).
+
+        Runs the model once on zeros shaped like one replica's batch: reading a real batch
+        would consume a shuffle epoch of the (seeded) input and shift the training stream.
+        """
+        dataset = self._train_dataset if self._train_dataset is not None else self._eval_dataset
+        skip = 1 if self.grad_accum_steps > 1 and dataset is self._train_dataset else 0
+        local_replicas = self.num_replicas // self.num_workers
+
+        def zeros(spec):
+            shape = spec.shape.as_list()[skip:]
+            shape[0] = max(1, (shape[0] or 1) // local_replicas)
+            return tf.zeros(shape, spec.dtype)
+
+        outputs = self.model(tf.nest.map_structure(zeros, dataset.element_spec), training=False)
+        self._loss_names = sorted(outputs["losses"])
+        self._metric_names = sorted(outputs.get("metrics", {}))
+        self._auc_names = sorted(outputs.get("auc", {}))
+
+    def _compile(self, jit_compile: bool) -> None:
         replica_train = self._replica_train_step
         replica_eval = self._replica_eval_step
         if jit_compile:
@@ -201,58 +262,6 @@ class Trainer:
         self._train_loop_fn = tf.function(self._train_loop)
         self._eval_fn = tf.function(self._eval_batch)
 
-    # ----------------------------------------------------------------------------- input
-    def _worker_dataset(self, input_fn, global_batch_size: int, accum: int) -> tf.data.Dataset:
-        context = tf.distribute.InputContext(
-            num_input_pipelines=self.num_workers, input_pipeline_id=self.worker,
-            num_replicas_in_sync=self.num_replicas)
-        dataset = input_fn(global_batch_size, context)
-        if accum > 1:
-            dataset = dataset.batch(accum, drop_remainder=True)
-        return dataset.prefetch(tf.data.AUTOTUNE)
-
-    def _distribute(self, batch, batch_axis: int):
-        """Splits this worker's batch among its local replicas (replica order = row order)."""
-        if self.num_replicas == 1:
-            return batch
-        offset = self.worker * self.local_replicas
-
-        def rows(context):
-            local = context.replica_id_in_sync_group - offset
-
-            def take(tensor):
-                size = tensor.shape[batch_axis] // self.local_replicas
-                begin = [0] * tensor.shape.rank
-                begin[batch_axis] = local * size
-                shape = tensor.shape.as_list()
-                shape[batch_axis] = size
-                return tf.slice(tensor, begin, shape)
-
-            return tf.nest.map_structure(take, batch)
-
-        return self.strategy.experimental_distribute_values_from_function(rows)
-
-    def _build_model(self) -> None:
-        """Creates the variables (needed before checkpoint restore and the optimizer build).
-
-        Runs the model once on zeros shaped like one replica's batch: reading a real batch
-        would consume a shuffle epoch of the (seeded) input and shift the training stream.
-        """
-        dataset = self._train_dataset if self._train_dataset is not None else self._eval_dataset
-        if dataset is None:
-            raise ValueError("Trainer needs train_input_fn or eval_input_fn")
-        skip = 1 if self.grad_accum_steps > 1 and dataset is self._train_dataset else 0
-
-        def zeros(spec):
-            shape = spec.shape.as_list()[skip:]
-            shape[0] = max(1, (shape[0] or 1) // self.local_replicas)
-            return tf.zeros(shape, spec.dtype)
-
-        outputs = self.model(tf.nest.map_structure(zeros, dataset.element_spec), training=False)
-        self._loss_names = sorted(outputs["losses"])
-        self._metric_names = sorted(outputs.get("metrics", {}))
-        self._auc_names = sorted(outputs.get("auc", {}))
-
     # ------------------------------------------------------------------------ replica fns
     def _dropout_seed(self, step, replica, micro):
         key = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
@@ -260,12 +269,6 @@ class Trainer:
             key, tf.cast(replica, tf.int64) * self.grad_accum_steps + tf.cast(micro, tf.int64))
         return tf.random.stateless_uniform([2], seed=key, minval=None, maxval=None,
                                            dtype=tf.int32)
-
-    def _all_reduce(self, values):
-        if self.num_replicas == 1:
-            return values
-        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM,
-                                                              values)
 
     def _statistics(self, outputs):
         """Replica-local loss and the globally reduced statistics of one (micro-)batch."""
@@ -277,7 +280,7 @@ class Trainer:
                         for k in self._metric_names},
             "auc": {k: _histograms(*outputs["auc"][k]) for k in self._auc_names},
         }
-        reduced = self._all_reduce(tf.nest.map_structure(tf.stop_gradient, local))
+        reduced = _replica_sum(tf.nest.map_structure(tf.stop_gradient, local))
         loss = tf.constant(0.0)
         reported = tf.constant(0.0)
         for k in self._loss_names:
@@ -313,23 +316,20 @@ class Trainer:
         else:
             grads = [tf.zeros_like(v) for v in variables]
             stats = self._zero_stats()
-            for micro in tf.range(accum):
-                micro_features = tf.nest.map_structure(lambda t: t[micro], features)
+            # Each micro-step all-reduces its counts: MirroredStrategy cannot synchronize
+            # replicas inside a graph loop, so with several replicas the loop is unrolled.
+            micro_steps = tf.range(accum) if self.num_replicas == 1 else range(accum)
+            for micro in micro_steps:
+                micro_features = tf.nest.map_structure(lambda t, i=micro: t[i], features)
                 micro_grads, micro_stats = self._micro_step(
                     micro_features, self._dropout_seed(step, replica, micro), variables)
                 grads = [g + m for g, m in zip(grads, micro_grads)]
                 stats = tf.nest.map_structure(tf.add, stats, micro_stats)
             grads = [g / accum for g in grads]
             stats["loss"] = stats["loss"] / accum
-        grads = self._all_reduce(grads)
-        if self._float16:
-            # Clip the true gradient; the loss-scale optimizer divides by the (power-of-two)
-            # scale again, exactly, and skips the step when the scaled gradients overflowed.
-            scale = tf.cast(self.optimizer.dynamic_scale, tf.float32)
-            grads = [g / scale for g in grads]
-        clipped, norm = tf.clip_by_global_norm(grads, self.clip_norm)
-        if self._float16:
-            clipped = [g * scale for g in clipped]
+        scale = (tf.cast(self.optimizer.dynamic_scale, tf.float32) if self._float16
+                 else None)
+        clipped, norm = clip_gradients(grads, self.clip_norm, loss_scale=scale)
         self.optimizer.apply(clipped, variables)
         finite = tf.math.is_finite(stats["loss"])
         if not self._float16:
@@ -356,7 +356,7 @@ class Trainer:
         done = tf.constant(0, tf.int32)
         diverged = tf.constant(False)
         for _ in tf.range(num_steps):
-            batch = self._distribute(next(iterator), batch_axis)
+            batch = distribute.split_batch(self.strategy, next(iterator), batch_axis)
             step = self.step.read_value()
             result = self.strategy.run(self._replica_train, args=(batch, step))
             result = tf.nest.map_structure(
@@ -370,7 +370,8 @@ class Trainer:
         return totals, done, diverged
 
     def _eval_batch(self, batch):
-        result = self.strategy.run(self._replica_eval, args=(self._distribute(batch, 0),))
+        result = self.strategy.run(self._replica_eval,
+                                   args=(distribute.split_batch(self.strategy, batch),))
         return tf.nest.map_structure(
             lambda v: self.strategy.experimental_local_results(v)[0], result)
 
@@ -404,29 +405,32 @@ class Trainer:
                 totals, sample = stats, {k: v.numpy() for k, v in row.items()}
             else:
                 totals = tf.nest.map_structure(np.add, totals, stats)
-        results = self._report(totals, num_eval_steps)
+        values = self._report(totals, num_eval_steps)
         step = int(self.step.numpy())
-        self.summaries.scalars("eval", step, results)
+        self.summaries.scalars("eval", step, values)
         if self.example_summary_fn is not None and self.chief:
             self.summaries.text("eval", step, "example", self.example_summary_fn(sample))
-        self._write_eval_results(step, results)
-        self.log(f"eval at step {step}: " + _format_values(results))
-        return results
+        if self.chief:
+            results.record_eval(self.model_dir, step, values)
+        self.log(f"eval at step {step}: " + _format_values(values))
+        return values
 
-    def _write_eval_results(self, step: int, results: dict) -> None:
-        if not self.chief:
-            return
-        path = os.path.join(self.model_dir, EVAL_RESULTS_FILE)
-        history = []
-        if tf.io.gfile.exists(path):
-            with tf.io.gfile.GFile(path) as f:
-                history = [h for h in json.load(f).get("history", []) if h["step"] < step]
-        entry = {"step": step, **{k: float(v) for k, v in results.items()}}
-        history.append(entry)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with tf.io.gfile.GFile(tmp, "w") as f:
-            f.write(json.dumps({"latest": entry, "history": history}, indent=2) + "\n")
-        tf.io.gfile.rename(tmp, path, overwrite=True)
+    def run_steps(self, num_steps: int) -> dict:
+        """Runs num_steps training steps in one tf.function call (what `train` runs between two
+        progress lines), without saving or evaluating; returns their mean metrics ("loss",
+        the model's metrics and AUCs, "gradient_norm").
+
+        Raises TrainingDiverged at the first step whose loss (or gradient norm) is NaN/Inf; that
+        step is not applied or counted, and nothing is saved.
+        """
+        totals, done, diverged = self._train_loop_fn(self._train_iterator,
+                                                     tf.constant(num_steps, tf.int32))
+        if bool(diverged):
+            raise TrainingDiverged(
+                f"loss became NaN or Inf at step {int(self.step.numpy()) + 1}; training "
+                f"stopped; last good checkpoint: {self.checkpoints.latest or 'none'} "
+                "(try a lower --learning_rate)")
+        return self._report(tf.nest.map_structure(lambda t: t.numpy(), totals), int(done))
 
     def _save(self, step: int) -> None:
         path = self.checkpoints.save(step)
@@ -467,19 +471,11 @@ class Trainer:
                     if every > 0:
                         n = min(n, every - step % every)
                 began = time.monotonic()
-                totals, done, diverged = self._train_loop_fn(self._train_iterator,
-                                                             tf.constant(n, tf.int32))
+                values = self.run_steps(n)
                 elapsed = time.monotonic() - began
-                done = int(done)
-                if bool(diverged):
-                    raise TrainingDiverged(
-                        f"loss became NaN or Inf at step {step + done + 1}; training stopped; "
-                        f"last good checkpoint: {self.checkpoints.latest or 'none'} "
-                        "(try a lower --learning_rate)")
-                step += done
-                values = self._report(tf.nest.map_structure(lambda t: t.numpy(), totals), done)
+                step += n
                 values["learning_rate"] = self._learning_rate()
-                values["examples_per_second"] = self.train_batch_size * done / max(elapsed, 1e-9)
+                values["examples_per_second"] = self.train_batch_size * n / max(elapsed, 1e-9)
                 first_metrics = first_metrics or values
                 self.summaries.scalars("train", step, values)
                 self.log(f"step {step}/{num_train_steps} | {_format_values(values)} | "

@@ -1,23 +1,23 @@
 """The ELECTRA recipe's optimizer: AdamW without bias correction, its schedule, layer-wise lr decay.
 
-Recipe (RECIPE.md "Optimizer"):
+Recipe (docs/RECIPE.md "Optimizer"):
 - AdamW with beta1 0.9, beta2 0.999, epsilon 1e-6 and NO bias correction; the decoupled weight
   decay (0.01) is added to the Adam direction before multiplying by the learning rate, and is not
   applied to variables whose name matches "LayerNorm", "layer_norm" or "bias" (the reference's
   regexes, searched in the full TF1-style variable path).
-- Global-norm gradient clipping at 1.0.
+- Global-norm gradient clipping at 1.0: done by the training loop, not here (see below).
 - lr = peak * (1 - step / T) * min(1, step / warmup)  (linear decay to 0, times linear warmup).
 - Fine-tuning: layer-wise lr decay, lr * decay^(L + 2 - depth) with depth 0 for the embeddings
   (and embeddings_project), i + 1 for encoder layer i, L + 2 for everything else (the task head).
 
-Clipping and distribution: Keras clips gradients *before* its cross-replica sum, which under
-tf.distribute would clip each replica's partial gradient. These optimizers clip the summed
-gradient instead, so N replicas, each passing its gradient of its share of the global loss (a
-loss normalized by the global count, see the model contract), match one device on the same global
-batch. A caller that sums (and clips) the gradients itself, like the training loop that also
-reports their norm, passes `skip_gradients_aggregation=True` (and clip_norm=None) so the optimizer
-does not sum them a second time. Gradient accumulation belongs to the loop (it sums micro-batch
-gradients and calls `apply` once), so Keras' own accumulation is refused.
+Gradient contract under tf.distribute (the Trainer in loop.py is its one caller): `apply` is
+called in replica context with each replica's gradient of its share of the global loss, already
+multiplied by the global clipping factor; Keras sums the gradients over the replicas itself (its
+public behaviour for a replica-context `apply`), and these optimizers add nothing to that: no
+reduction of their own and no clipping. Keras' own clipping (clipnorm, global_clipnorm,
+clipvalue) is refused, because Keras clips each replica's partial gradient before the sum, which
+is not the recipe's clipping of the summed gradient. Gradient accumulation belongs to the loop
+too (it averages micro-batch gradients and calls `apply` once), so Keras' own is refused.
 
 Mixed precision: slots and updates are in the variables' dtype (float32 under mixed_bfloat16 and
 mixed_float16); for mixed_float16 the optimizer goes inside keras.optimizers.LossScaleOptimizer,
@@ -25,7 +25,7 @@ which unscales the gradients before they reach it.
 """
 
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import keras
 import tensorflow as tf
@@ -105,16 +105,13 @@ class LinearWarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 
 class _RecipeRules:
-    """What both optimizers share: decay exclusion by path, and clipping after the replica sum.
+    """What both optimizers share: no clipping or accumulation of Keras' own, dense gradients."""
 
-    Relies on the Keras 3 TensorFlow optimizer's structure: `apply` calls `_clip_gradients` and
-    then `_backend_update_step`, which sums gradients over replicas in
-    `_all_reduce_sum_gradients` before the per-variable `update_step`.
-    """
-
-    def _init_rules(self, no_decay_patterns: Sequence[str], skip_gradients_aggregation: bool
-                    ) -> None:
-        self.skip_gradients_aggregation = bool(skip_gradients_aggregation)
+    def _init_rules(self, no_decay_patterns: Sequence[str]) -> None:
+        for name in ("clipnorm", "global_clipnorm", "clipvalue"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name} is not supported: the Trainer clips the gradient "
+                                 "summed over replicas (Keras would clip each replica's part)")
         if self.gradient_accumulation_steps:
             raise ValueError("gradient accumulation belongs to the training loop, not the "
                              "optimizer: leave gradient_accumulation_steps unset")
@@ -122,35 +119,16 @@ class _RecipeRules:
         self._no_decay_re = (re.compile("|".join(self.no_decay_patterns))
                              if self.no_decay_patterns else None)
 
-    def build(self, variables):
-        if self.built:
-            return
-        super().build(variables)
-        # update_step sees tf.Variables (per-device components under tf.distribute) that lack
-        # the Keras path, so per-variable rules are resolved here and looked up by index.
-        self._decays = [
-            self._no_decay_re is None or not self._no_decay_re.search(_variable_path(v))
-            for v in variables
-        ]
+    def decays(self, variable) -> bool:
+        """Whether the recipe decays this (Keras) variable: no pattern matches its path."""
+        return self._no_decay_re is None or not self._no_decay_re.search(_variable_path(variable))
 
-    def _use_weight_decay(self, variable) -> bool:
-        return self._decays[self._get_variable_index(variable)]
-
-    def _clip_gradients(self, grads):
-        # Deferred to _all_reduce_sum_gradients: the norm to clip is the summed gradient's.
-        return grads
-
-    def _all_reduce_sum_gradients(self, grads_and_vars):
+    def apply(self, grads, trainable_variables=None):
         # Embedding gradients arrive as IndexedSlices; the recipe's update touches every row
-        # anyway (the moments decay everywhere), so densify once, before the all-reduce.
-        grads_and_vars = [
-            (tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g, v)
-            for g, v in grads_and_vars
-        ]
-        reduced = (grads_and_vars if self.skip_gradients_aggregation
-                   else super()._all_reduce_sum_gradients(grads_and_vars))
-        grads = super()._clip_gradients([g for g, _ in reduced])
-        return [(g, v) for g, (_, v) in zip(grads, reduced)]
+        # anyway (the moments decay everywhere), so they are densified once, here.
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+                 for g in grads]
+        return super().apply(grads, trainable_variables)
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -175,7 +153,6 @@ class AdamWeightDecay(_RecipeRules, keras.optimizers.Optimizer):
         no_decay_patterns: Sequence[str] = NO_DECAY_PATTERNS,
         layerwise_lr_decay: float | None = None,
         num_layers: int | None = None,
-        skip_gradients_aggregation: bool = False,
         name: str = "adam_weight_decay",
         **kwargs,
     ):
@@ -184,7 +161,7 @@ class AdamWeightDecay(_RecipeRules, keras.optimizers.Optimizer):
                              "direction, not as Keras' separate decay step")
         kwargs.pop("weight_decay", None)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self._init_rules(no_decay_patterns, skip_gradients_aggregation)
+        self._init_rules(no_decay_patterns)
         if (layerwise_lr_decay is None) != (num_layers is None):
             raise ValueError("layerwise_lr_decay and num_layers must be given together")
         if layerwise_lr_decay is not None:
@@ -202,6 +179,9 @@ class AdamWeightDecay(_RecipeRules, keras.optimizers.Optimizer):
             return
         super().build(variables)
         self._m, self._v = self.add_optimizer_variables(variables, ["adam_m", "adam_v"])
+        # update_step sees tf.Variables (per-device components under tf.distribute) that lack
+        # the Keras path, so per-variable rules are resolved here and looked up by index.
+        self._decays = [self.decays(v) for v in variables]
         if self.layerwise_lr_decay is None:
             self._lr_multipliers = [1.0] * len(variables)
         else:
@@ -236,28 +216,35 @@ class AdamWeightDecay(_RecipeRules, keras.optimizers.Optimizer):
             "no_decay_patterns": list(self.no_decay_patterns),
             "layerwise_lr_decay": self.layerwise_lr_decay,
             "num_layers": self.num_layers,
-            "skip_gradients_aggregation": self.skip_gradients_aggregation,
         })
         return config
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
 class LambWeightDecay(_RecipeRules, keras.optimizers.Lamb):
-    """keras.optimizers.Lamb with the recipe's decay exclusions and clipping of the summed gradient.
+    """keras.optimizers.Lamb with the recipe's decay exclusions.
 
     For large global batches (`--optimizer=lamb`); the decay is Keras' decoupled decay
-    (param -= lr * wd * param before the Lamb step).
+    (param -= lr * wd * param before the Lamb step), excluded through Keras'
+    `exclude_from_weight_decay` for the variables whose path matches a pattern.
     """
 
     def __init__(self, learning_rate=1e-3, no_decay_patterns: Sequence[str] = NO_DECAY_PATTERNS,
-                 skip_gradients_aggregation: bool = False, name: str = "lamb", **kwargs):
+                 name: str = "lamb", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self._init_rules(no_decay_patterns, skip_gradients_aggregation)
+        self._init_rules(no_decay_patterns)
+
+    def build(self, variables):
+        if self.built:
+            return
+        # Keras accepts exclusions only before it is built; its var_names option would match
+        # the variable's short name, not the path the recipe's patterns are written for.
+        self.exclude_from_weight_decay(var_list=[v for v in variables if not self.decays(v)])
+        super().build(variables)
 
     def get_config(self):
         config = super().get_config()
         config["no_decay_patterns"] = list(self.no_decay_patterns)
-        config["skip_gradients_aggregation"] = self.skip_gradients_aggregation
         return config
 
 
@@ -273,34 +260,24 @@ def create_optimizer(
     layerwise_lr_decay: float | None = None,
     num_layers: int | None = None,
     *,
-    clip_norm: float | None = 1.0,
     epsilon: float = 1e-6,
-    skip_gradients_aggregation: bool = False,
 ) -> keras.optimizers.Optimizer:
     """The recipe's optimizer with its schedule; create it inside `strategy.scope()`.
 
-    name: "adamw" (the recipe) or "lamb". clip_norm: global-norm clipping of the gradient summed
-    over replicas (None: off). skip_gradients_aggregation: the caller passes gradients already
-    summed over replicas (see the module docstring).
+    name: "adamw" (the recipe) or "lamb". It neither sums nor clips gradients beyond Keras' own
+    replica sum: the Trainer clips (see the module docstring).
     Raises ValueError with a one-line message for an unknown name or out-of-range values.
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}: expected one of {', '.join(OPTIMIZERS)}")
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0 (got {weight_decay})")
-    if clip_norm is not None and clip_norm <= 0:
-        raise ValueError(f"clip_norm must be > 0 or None (got {clip_norm})")
     schedule = LinearWarmupLinearDecay(learning_rate, num_train_steps, num_warmup_steps)
     if name == "adamw":
-        optimizer = AdamWeightDecay(
+        return AdamWeightDecay(
             learning_rate=schedule, weight_decay_rate=weight_decay, epsilon=epsilon,
-            layerwise_lr_decay=layerwise_lr_decay, num_layers=num_layers,
-            skip_gradients_aggregation=skip_gradients_aggregation, global_clipnorm=clip_norm)
-    else:
-        if layerwise_lr_decay is not None:
-            raise ValueError("layer-wise lr decay is implemented for the adamw optimizer only")
-        optimizer = LambWeightDecay(
-            learning_rate=schedule, weight_decay=weight_decay or None, epsilon=epsilon,
-            skip_gradients_aggregation=skip_gradients_aggregation, global_clipnorm=clip_norm)
-    return optimizer
-
+            layerwise_lr_decay=layerwise_lr_decay, num_layers=num_layers)
+    if layerwise_lr_decay is not None:
+        raise ValueError("layer-wise lr decay is implemented for the adamw optimizer only")
+    return LambWeightDecay(learning_rate=schedule, weight_decay=weight_decay or None,
+                           epsilon=epsilon)

@@ -19,12 +19,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from bench.reference.bert_tokenizer import BertTokenizer
+from bench.reference.example_builder import (
+    ReferenceExampleBuilder,
+    reference_examples,
+    to_tf_example,
+)
 from data_prep import build
-from tests.data_prep.corpus_fixtures import (SPECIALS, corpus_text, documents, write_corpus,
-                                             write_vocab)
-from tests.reference.bert_tokenizer import BertTokenizer
-from tests.reference.example_builder import (ReferenceExampleBuilder, reference_examples,
-                                             to_tf_example)
+from tests.data_prep.corpus_fixtures import (
+    SPECIALS,
+    corpus_text,
+    documents,
+    write_corpus,
+    write_vocab,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = str(REPO / "build_pretraining_dataset.py")

@@ -1,4 +1,4 @@
-"""Packing (RECIPE.md ExampleBuilder): statistics on streams where the algorithm's outcome is
+"""Packing (docs/RECIPE.md ExampleBuilder): statistics on streams where the algorithm's outcome is
 known, layout and truncation, and byte equality with the plain-Python reference packer."""
 
 import math
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from bench.reference.example_builder import ReferenceExampleBuilder, to_tf_example
 from data_prep.example_builder import ExampleBuilder, serialize_examples
-from tests.reference.example_builder import ReferenceExampleBuilder, to_tf_example
 
 CLS, SEP = 2, 3
 

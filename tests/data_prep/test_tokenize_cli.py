@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.reference.bert_tokenizer import BertTokenizer
 from electra_tf.config import SPECIAL_TOKENS
-from tests.reference.bert_tokenizer import BertTokenizer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKENS = list(SPECIAL_TOKENS) + [
@@ -44,8 +44,8 @@ def test_one_output_line_per_input_line(vocab_file, ids):
     assert result.returncode == 0, result.stderr.decode()
     oracle = BertTokenizer(TOKENS)
     lines = INPUT.split(b"\n")
-    expected = [oracle.ids(l.decode("utf-8", "ignore")) if ids else
-                oracle.tokenize(l.decode("utf-8", "ignore")) for l in lines]
+    expected = [oracle.ids(line.decode("utf-8", "ignore")) if ids else
+                oracle.tokenize(line.decode("utf-8", "ignore")) for line in lines]
     expected_text = "".join(" ".join(map(str, row)) + "\n" for row in expected)
     assert result.stdout.decode("utf-8") == expected_text
     if not ids:  # worked out by hand: bad bytes vanish, accents go, sigma is final

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_prep import tokenization
+from electra_tf import checkpoint_io, tokenization
+from electra_tf.checkpoint_io import tf1 as tf1_checkpoint
 from electra_tf.cli import UserError
-from electra_tf.config import ElectraConfig
+from electra_tf.config import ModelConfig
 from electra_tf.export import saved_model
 from electra_tf.finetune import features as features_lib
 from electra_tf.finetune.model import SequenceModel, TaggingModel
-from electra_tf.interop import tf1_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__)))))
@@ -29,9 +29,9 @@ WORDS = ("the chef cooked ate meal dog cat sat on mat is was and to of in it goo
 VOCAB = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + list("bcdefghjklmnpqrsuvwxyz")
          + ["##" + c for c in "abcdefghijklmnopqrtuvwxyz"])
 MAX_SEQ = 16
-CONFIG = ElectraConfig(vocab_size=len(VOCAB), embedding_size=16, hidden_size=32,
-                       num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                       max_position_embeddings=32, max_seq_length=24, generator_hidden_size=0.5)
+CONFIG = ModelConfig(vocab_size=len(VOCAB), embedding_size=16, hidden_size=32,
+                     num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                     max_position_embeddings=32, generator_hidden_size=0.5)
 LONG_TEXT = "the dog sat on the mat . " * 2000
 TEXTS = ["The chef ate the meal!", "", LONG_TEXT, "caf\u00e9 dog"]
 INVALID_UTF8 = b"the \xff\xfe dog \xc3"
@@ -58,12 +58,12 @@ def work(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     vocab = root / "vocab.txt"
     vocab.write_text("\n".join(VOCAB) + "\n")
-    pretrainer = saved_model.build_pretrainer(CONFIG)
+    pretrainer = checkpoint_io.build_pretrainer(CONFIG)
     _randomize(pretrainer, 0)
     _save_ours(pretrainer, str(root / "model"), CONFIG)
     path = saved_model.export_saved_model(str(root / "model"), str(vocab), str(root / "serving"),
                                           max_seq_length=MAX_SEQ)
-    loaded = saved_model.load_checkpoint_model(str(root / "model"))
+    loaded = checkpoint_io.open_checkpoint(str(root / "model"))
     return {"root": root, "vocab": str(vocab), "path": path, "model": loaded.model,
             "tokenizer": tokenization.Tokenizer(str(vocab))}
 
@@ -278,7 +278,7 @@ def test_fine_tuned_models_serve_labels_or_scores(work, tmp_path, kind, labels):
                           regression=kind == "regression")
     _randomize(model, 1)
     _save_ours(model, str(tmp_path), CONFIG, {"task": "t", "kind": kind, "labels": labels})
-    loaded = saved_model.load_checkpoint_model(str(tmp_path))
+    loaded = checkpoint_io.open_checkpoint(str(tmp_path))
     module = saved_model.build_serving_module(loaded, work["vocab"], max_seq_length=MAX_SEQ)
     texts = ["good movie", "bad film !"]
     outputs = module.serve(tf.constant(texts))
@@ -299,7 +299,7 @@ def test_tagging_model_serves_one_tag_per_word_like_fine_tuning(work, tmp_path):
     _randomize(model, 2)
     _save_ours(model, str(tmp_path / "model"), CONFIG,
                {"task": "tagging", "kind": "tagging", "labels": labels, "max_seq_length": 12})
-    assert saved_model.load_checkpoint_model(str(tmp_path / "model")).default_head == "tagger"
+    assert checkpoint_io.open_checkpoint(str(tmp_path / "model")).head == "tagger"
     path = saved_model.export_saved_model(str(tmp_path / "model"), work["vocab"],
                                           str(tmp_path / "serving"))
     serve = tf.saved_model.load(path).signatures["serving_default"]
@@ -327,8 +327,8 @@ def test_tagging_model_serves_one_tag_per_word_like_fine_tuning(work, tmp_path):
 def test_tf1_checkpoint_exports_directly(work, tmp_path):
     values = tf1_checkpoint.model_tf1_values(work["model"])
     prefix = tf1_checkpoint.write_tf1_checkpoint(values, str(tmp_path))
-    loaded = saved_model.load_checkpoint_model(prefix)
-    assert loaded.default_head == "discriminator"
+    loaded = checkpoint_io.open_checkpoint(prefix)
+    assert loaded.head == "discriminator"
     got = tf1_checkpoint.model_tf1_values(loaded.model)
     assert all(np.array_equal(got[name], value) for name, value in values.items())
 
@@ -336,12 +336,12 @@ def test_tf1_checkpoint_exports_directly(work, tmp_path):
 def test_bad_export_input_is_a_user_error(work, tmp_path):
     for path in (str(tmp_path / "nothing"), str(tmp_path)):
         with pytest.raises(UserError, match="--checkpoint"):
-            saved_model.load_checkpoint_model(path)
+            checkpoint_io.open_checkpoint(path)
     model_dir = tmp_path / "no_config"
     tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)), str(model_dir), 1).save()
     with pytest.raises(UserError, match="config.json"):
-        saved_model.load_checkpoint_model(str(model_dir))
-    loaded = saved_model.CheckpointModel(CONFIG, work["model"], "test")
+        checkpoint_io.open_checkpoint(str(model_dir))
+    loaded = checkpoint_io.Opened(CONFIG, work["model"], "test")
     bigger = tmp_path / "vocab.txt"
     bigger.write_text("\n".join(VOCAB + ["extra"]) + "\n")
     with pytest.raises(UserError, match=f"{len(VOCAB) + 1} tokens .* {len(VOCAB)} rows"):

@@ -21,11 +21,13 @@ def pretrained_dir(tmp_path_factory):
     import keras
     import tensorflow as tf
 
+    from electra_tf.config import ObjectiveConfig
     from electra_tf.pretraining.objective import ElectraPretrainer
     directory = str(tmp_path_factory.mktemp("pretrained"))
     config = tiny_config()
     keras.utils.set_random_seed(7)
-    model = ElectraPretrainer(config, seed=7, mask_id=4, cls_id=2, sep_id=3, pad_id=0)
+    model = ElectraPretrainer(config, ObjectiveConfig(max_seq_length=16), seed=7, mask_id=4,
+                              cls_id=2, sep_id=3, pad_id=0)
     tf.train.CheckpointManager(tf.train.Checkpoint(model=model), directory,
                                max_to_keep=1).save(checkpoint_number=100)
     config.save(os.path.join(directory, "config.json"))

@@ -1,8 +1,7 @@
-"""Helpers of the fine-tuning tests: a tiny WordPiece vocabulary and model sizes, the
-fine-tuning flag defaults as an options object, and small data files in the real formats."""
+"""Helpers of the fine-tuning tests: a tiny WordPiece vocabulary and model sizes, fine-tuning
+options with the flags' defaults, and small data files in the real formats."""
 
 import random
-import types
 
 WORDS = ("the a movie film plot was is very really good great fine bad awful poor paris london "
          "peter anna visited in and not play . ,").split()
@@ -10,22 +9,21 @@ VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + ["##ing", "##s"
 
 
 def tiny_config(**overrides):
-    from electra_tf import config as config_lib
-    return config_lib.ElectraConfig(**{
+    from electra_tf.config import ModelConfig
+    return ModelConfig(**{
         **dict(vocab_size=len(VOCAB), embedding_size=16, hidden_size=32, num_hidden_layers=2,
-               num_attention_heads=2, intermediate_size=64, max_seq_length=16,
-               generator_hidden_size=0.5), **overrides})
+               num_attention_heads=2, intermediate_size=64, generator_hidden_size=0.5),
+        **overrides})
 
 
 def finetune_options(**values):
-    """The run_finetuning.py flag defaults with `values` on top."""
-    from absl import flags
+    """FinetuneOptions with `values` on top of the defaults (those of run_finetuning.py's flags),
+    the task's sequence length resolved when a task is given; not validated, so a test can
+    leave out what it does not use."""
+    from electra_tf.finetune import options
 
-    from electra_tf.finetune import flags as _  # noqa: F401 (defines the flags)
-    defaults = {name: flags.FLAGS[name].default for name in flags.FLAGS}
-    defaults.update(values)
-    return types.SimpleNamespace(**defaults)
-
+    built = options.FinetuneOptions(**values)
+    return options.resolve(built) if built.task else built
 
 
 POSITIVE, NEGATIVE = ("good", "great", "fine"), ("bad", "awful", "poor")

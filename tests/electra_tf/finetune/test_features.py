@@ -4,8 +4,8 @@ word-level tagging alignment (label on each word's first WordPiece, truncation).
 import numpy as np
 import pytest
 
-from data_prep.tokenization import Tokenizer
 from electra_tf.finetune import features
+from electra_tf.tokenization import Tokenizer
 from tests.electra_tf.finetune.helpers import VOCAB
 
 

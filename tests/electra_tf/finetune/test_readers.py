@@ -1,20 +1,17 @@
 """Fine-tuning data readers on small files in the real formats: GLUE TSVs (every task's layout),
 TFDS glue/<task> (mock data), user TSV/CSV tables and CoNLL files, and their one-line errors."""
 
-import types
-
 import pytest
 
+from electra_tf import io
 from electra_tf.cli import UserError
 from electra_tf.finetune import glue, tasks
+from electra_tf.finetune.options import FinetuneOptions
+from electra_tf.finetune.registry import get_task
 
 
 def options(**values):
-    defaults = dict(data_dir=None, tfds_data_dir=None, train_file=None, dev_file=None,
-                    test_file=None, text_column="text", text_b_column=None, label_column="label",
-                    token_column=0, tag_column=-1, max_seq_length=None)
-    defaults.update(values)
-    return types.SimpleNamespace(**defaults)
+    return FinetuneOptions(**values)
 
 
 def write(path, lines):
@@ -86,7 +83,7 @@ def test_glue_tsv(tmp_path, name):
     write(directory / f"{spec.test_splits[0]}.tsv", test_lines)
     # Both the glue_data directory and the task's own directory are accepted.
     for data_dir in (tmp_path / "glue_data", directory):
-        task = tasks.get_task(name, options(data_dir=str(data_dir)))
+        task = get_task(name, options(data_dir=str(data_dir)))
         train = task.read("train")
         assert [(e.text_a, e.text_b, e.label) for e in train] == train_expected
         test = task.read(spec.test_splits[0])
@@ -97,18 +94,18 @@ def test_glue_tsv(tmp_path, name):
 
 
 def test_glue_recipe_metrics_and_mnli_splits():
-    task = tasks.get_task("mnli", options())
+    task = get_task("mnli", options())
     assert task.eval_splits == ("dev_matched", "dev_mismatched")
     assert task.test_splits == ("test_matched", "test_mismatched")
-    assert tasks.get_task("cola", options()).metric_names == ("mcc", "accuracy")
-    assert tasks.get_task("mrpc", options()).metric_names == ("accuracy", "f1")
-    assert tasks.get_task("stsb", options()).metric_names == ("pearson", "spearman")
+    assert get_task("cola", options()).metric_names == ("mcc", "accuracy")
+    assert get_task("mrpc", options()).metric_names == ("accuracy", "f1")
+    assert get_task("stsb", options()).metric_names == ("pearson", "spearman")
 
 
 def test_glue_tsv_errors(tmp_path):
     directory = tmp_path / "RTE"
     write(directory / "train.tsv", ["index\tsentence1\tsentence2\tlabel", "0\tA.\tB.\tmaybe"])
-    task = tasks.get_task("rte", options(data_dir=str(directory)))
+    task = get_task("rte", options(data_dir=str(directory)))
     # A label outside GLUE's label set is named with its file and line.
     with pytest.raises(UserError, match=r"train\.tsv:2: label 'maybe'"):
         task.featurize(task.read("train"), None, 16)
@@ -123,16 +120,16 @@ def test_glue_tsv_errors(tmp_path):
 def test_tfds_glue_mock():
     tfds = pytest.importorskip("tensorflow_datasets")
     with tfds.testing.mock_data(num_examples=5):
-        mnli = tasks.get_task("mnli", options())
+        mnli = get_task("mnli", options())
         dev = mnli.read("dev_matched")
         assert len(dev) == 5 and len(mnli.read("dev_mismatched")) == 5
         assert all(e.label in mnli.labels and e.text_b is not None for e in dev)
         assert all(e.label is None for e in mnli.read("test_mismatched"))
         # TFDS names binary labels by meaning; the task uses GLUE's "0"/"1" either way.
-        cola = tasks.get_task("cola", options())
+        cola = get_task("cola", options())
         assert {e.label for e in cola.read("train")} <= {"0", "1"}
         assert all(e.text_b is None for e in cola.read("train"))
-        stsb = tasks.get_task("stsb", options())
+        stsb = get_task("stsb", options())
         assert all(isinstance(e.label, float) for e in stsb.read("dev"))
 
 
@@ -141,7 +138,7 @@ def test_classification_tsv_and_csv(tmp_path):
                                            "2\tplain\tneg", "", "3\tmore\tpos"])
     dev = write(tmp_path / "dev.csv", ["label,text", 'neg,"with, comma and ""quotes"""'])
     test = write(tmp_path / "test.csv", ["text", "no label here"])
-    task = tasks.get_task("classification", options(train_file=train, dev_file=dev,
+    task = get_task("classification", options(train_file=train, dev_file=dev,
                                                     test_file=test))
     assert [(e.text_a, e.label) for e in task.read("train")] == [
         ('a "quoted, text', "pos"), ("plain", "neg"), ("more", "pos")]
@@ -153,20 +150,20 @@ def test_classification_tsv_and_csv(tmp_path):
     model_dir.mkdir()
     task.prepare(str(model_dir), do_train=True)
     assert task.labels == ["neg", "pos"]
-    tasks.write_json(str(model_dir / tasks.TASK_FILE), task.metadata())
-    again = tasks.get_task("classification", options(dev_file=dev))
+    io.write_json(str(model_dir / tasks.TASK_FILE), task.metadata())
+    again = get_task("classification", options(dev_file=dev))
     again.prepare(str(model_dir), do_train=False)
     assert again.labels == ["neg", "pos"]
 
 
 def test_regression_pairs(tmp_path):
     train = write(tmp_path / "train.csv", ["a,b,score", "x,y,0.5", "p,q,-2"])
-    task = tasks.get_task("regression", options(train_file=train, text_column="a",
+    task = get_task("regression", options(train_file=train, text_column="a",
                                                 text_b_column="b", label_column="score"))
     assert [(e.text_a, e.text_b, e.label) for e in task.read("train")] == [
         ("x", "y", 0.5), ("p", "q", -2.0)]
     bad = write(tmp_path / "bad.csv", ["a,b,score", "x,y,high"])
-    task = tasks.get_task("regression", options(train_file=bad, text_column="a",
+    task = get_task("regression", options(train_file=bad, text_column="a",
                                                 text_b_column="b", label_column="score"))
     with pytest.raises(UserError, match=r"bad\.csv:2: label 'high' is not a number"):
         task.read("train")
@@ -174,37 +171,37 @@ def test_regression_pairs(tmp_path):
 
 def test_table_errors(tmp_path):
     train = write(tmp_path / "train.tsv", ["sentence\tlabel", "good\tpos", "bad\tneg"])
-    task = tasks.get_task("classification", options(train_file=train))
+    task = get_task("classification", options(train_file=train))
     with pytest.raises(UserError, match=r"train\.tsv: no column 'text' \(--text_column\); "
                                         r"the columns are: sentence, label"):
         task.read("train")
 
     empty = write(tmp_path / "empty.tsv", ["text\tlabel"])
-    task = tasks.get_task("classification", options(train_file=empty))
+    task = get_task("classification", options(train_file=empty))
     with pytest.raises(UserError, match=r"empty\.tsv: no examples"):
         task.prepare(str(tmp_path), do_train=True)
 
     train = write(tmp_path / "t.tsv", ["text\tlabel", "good\tpos", "bad\tneg"])
     dev = write(tmp_path / "d.tsv", ["text\tlabel", "fine\tpos", "meh\tneutral"])
-    task = tasks.get_task("classification", options(train_file=train, dev_file=dev))
+    task = get_task("classification", options(train_file=train, dev_file=dev))
     task.prepare(str(tmp_path), do_train=True)
     with pytest.raises(UserError, match=r"d\.tsv:3: label 'neutral' was never seen in the "
                                         r"training data \(labels: neg, pos\)"):
         task.featurize(task.read("dev"), None, 16)
 
     ragged = write(tmp_path / "r.tsv", ["text\tlabel", "good\tpos\textra"])
-    task = tasks.get_task("classification", options(train_file=ragged))
+    task = get_task("classification", options(train_file=ragged))
     with pytest.raises(UserError, match=r"r\.tsv:2: 3 fields, but the header has 2"):
         task.read("train")
 
     with pytest.raises(UserError, match="cannot tell the format"):
-        tasks.get_task("classification", options(train_file=str(tmp_path / "x.txt"))) \
+        get_task("classification", options(train_file=str(tmp_path / "x.txt"))) \
             .read("train")
 
 
 def test_unknown_task_lists_valid_ones():
     with pytest.raises(UserError) as error:
-        tasks.get_task("glue", options())
+        get_task("glue", options())
     message = str(error.value)
     for name in ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte",
                  "classification", "regression", "tagging"):
@@ -218,7 +215,7 @@ CONLL = ["-DOCSTART- -X- -X- O", "", "EU NNP B-NP B-ORG", "rejects VBZ B-VP O",
 def test_conll(tmp_path):
     train = write(tmp_path / "train.txt", CONLL)
     test = write(tmp_path / "test.txt", ["Peter", "Pan", "", "Hook"])
-    task = tasks.get_task("tagging", options(train_file=train, test_file=test))
+    task = get_task("tagging", options(train_file=train, test_file=test))
     sentences = task.read("train")
     assert [(s.words, s.tags) for s in sentences] == [
         (("EU", "rejects", "German"), ("B-ORG", "O", "B-MISC")),
@@ -227,7 +224,7 @@ def test_conll(tmp_path):
                                                               (("Hook",), None)]
     task.prepare(str(tmp_path), do_train=True)
     assert task.labels == ["B-MISC", "B-ORG", "B-PER", "I-PER", "O"]
-    chunks = tasks.get_task("tagging", options(train_file=train, tag_column=2))
+    chunks = get_task("tagging", options(train_file=train, tag_column=2))
     assert chunks.read("train")[0].tags == ("B-NP", "B-VP", "B-NP")
 
 
@@ -235,7 +232,7 @@ def test_conll_wrong_column_count(tmp_path):
     lines = list(CONLL)
     lines[6] = "Peter NNP B-PER"
     train = write(tmp_path / "train.txt", lines)
-    task = tasks.get_task("tagging", options(train_file=train))
+    task = get_task("tagging", options(train_file=train))
     with pytest.raises(UserError, match=r"train\.txt:7: 3 columns, but the file's first token "
                                         r"line has 4"):
         task.read("train")

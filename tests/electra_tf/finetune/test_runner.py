@@ -10,12 +10,20 @@ import re
 import numpy as np
 import pytest
 
-from data_prep.tokenization import Tokenizer
+from electra_tf import checkpoint_io
 from electra_tf.cli import UserError
 from electra_tf.finetune import model as model_lib
-from electra_tf.finetune import runner, tasks
-from tests.electra_tf.finetune.helpers import (finetune_options, sentiment_rows, tagged_sentences,
-                                               tiny_config, write_conll, write_table)
+from electra_tf.finetune import registry, runner, tasks
+from electra_tf.tokenization import Tokenizer
+from electra_tf.training.results import EVAL_RESULTS_FILE
+from tests.electra_tf.finetune.helpers import (
+    finetune_options,
+    sentiment_rows,
+    tagged_sentences,
+    tiny_config,
+    write_conll,
+    write_table,
+)
 
 SMALL = dict(max_seq_length=16, train_batch_size=16, eval_batch_size=16, log_every_steps=100)
 
@@ -51,9 +59,9 @@ def test_classification_trials_predictions_and_predict_only(tmp_path, vocab_file
     assert metadata["labels"] == ["neg", "pos"] and metadata["kind"] == "classification"
     assert os.path.exists(os.path.join(trial, "vocab.txt"))
     assert os.listdir(os.path.join(trial, "eval"))  # TensorBoard event file
-    with open(os.path.join(trial, runner.EVAL_RESULTS_FILE)) as f:
+    with open(os.path.join(trial, EVAL_RESULTS_FILE)) as f:
         eval_results = json.load(f)
-    assert eval_results["step"] == int(192 * 2 / 16)
+    assert eval_results["latest"]["step"] == int(192 * 2 / 16)
     rows = read_tsv(os.path.join(trial, "test_predictions.tsv"))
     assert rows[0] == ["index", "prediction", "probability_neg", "probability_pos"]
     assert [r[0] for r in rows[1:]] == [str(i) for i in range(9)]
@@ -85,10 +93,10 @@ def test_tagging_conll_span_f1(tmp_path, vocab_file, pretrained_dir):
     assert set(scores) == {"precision", "recall", "f1", "accuracy", "loss"}
     assert scores["f1"] >= 0.9, scores
     # Evaluated after each epoch (10 steps of 16 sentences); the latest results come last.
-    with open(os.path.join(model_dir, runner.EVAL_RESULTS_FILE)) as f:
+    with open(os.path.join(model_dir, EVAL_RESULTS_FILE)) as f:
         eval_results = json.load(f)
     assert [h["step"] for h in eval_results["history"]] == [10, 20]
-    assert eval_results["history"][-1]["dev"] == eval_results["results"]["dev"] == scores
+    assert eval_results["history"][-1]["dev"] == eval_results["latest"]["dev"] == scores
     with open(os.path.join(model_dir, "test_predictions.tsv"), encoding="utf-8") as f:
         blocks = f.read().strip("\n").split("\n\n")
     assert [[line.split("\t")[0] for line in block.split("\n")] for block in blocks] == [
@@ -139,7 +147,7 @@ def test_glue_mnli_from_tfds_mock(tmp_path, vocab_file, pretrained_dir):
 
 
 def recipe_depth(path: str, num_layers: int) -> int:
-    """RECIPE.md: embeddings depth 0, encoder layer i depth i + 1, the task head L + 2."""
+    """docs/RECIPE.md: embeddings depth 0, encoder layer i depth i + 1, the task head L + 2."""
     layer = re.search(r"/layer_(\d+)/", path)
     if layer:
         return int(layer.group(1)) + 1
@@ -152,7 +160,7 @@ def test_layerwise_learning_rates_follow_the_recipe(tmp_path, vocab_file, pretra
         task="classification", train_file=train, vocab_file=vocab_file,
         init_checkpoint=pretrained_dir.path, model_dir=str(tmp_path / "model"),
         weight_decay=0.0, warmup_proportion=0.0, **SMALL)
-    task = tasks.get_task("classification", options)
+    task = registry.get_task("classification", options)
     task.prepare(options.model_dir, do_train=True)
     tokenizer = Tokenizer(vocab_file)
     config = runner.resolve_config(options, tokenizer)
@@ -186,7 +194,7 @@ def test_layerwise_learning_rates_follow_the_recipe(tmp_path, vocab_file, pretra
 
 def test_recipe_defaults_for_large_and_rte():
     large = tiny_config(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16)
-    task = tasks.get_task("rte", finetune_options(task="rte"))
+    task = registry.get_task("rte", finetune_options(task="rte"))
     hparams = runner.hyperparameters(finetune_options(), task, large, 2490)
     assert (hparams.learning_rate, hparams.layerwise_lr_decay) == (5e-5, 0.9)
     assert hparams.num_train_epochs == 10.0
@@ -197,7 +205,7 @@ def test_recipe_defaults_for_large_and_rte():
 def test_init_checkpoint_restores_the_discriminator(pretrained_dir):
     model = model_lib.SequenceModel(pretrained_dir.config, 3)
     head_before = [w.numpy() for w in model.head.weights]
-    model_lib.restore_pretrained(model, pretrained_dir.path)
+    checkpoint_io.restore_discriminator(model.backbone, pretrained_dir.path)
     restored = {v.path: v.numpy() for v in model.backbone.weights}
     assert restored.keys() == pretrained_dir.weights.keys()
     for path, value in restored.items():
@@ -210,7 +218,7 @@ def test_init_checkpoint_of_another_architecture(tmp_path, pretrained_dir):
     # Without config.json the sizes come from --model_size; the shapes must still fit.
     wider = model_lib.SequenceModel(tiny_config(hidden_size=48, num_attention_heads=2), 2)
     with pytest.raises(UserError, match="does not fit this model"):
-        model_lib.restore_pretrained(wider, pretrained_dir.path)
+        checkpoint_io.restore_discriminator(wider.backbone, pretrained_dir.path)
     deeper = model_lib.SequenceModel(tiny_config(num_hidden_layers=3), 2)
     with pytest.raises(UserError, match="does not fit this model"):
-        model_lib.restore_pretrained(deeper, pretrained_dir.path)
+        checkpoint_io.restore_discriminator(deeper.backbone, pretrained_dir.path)

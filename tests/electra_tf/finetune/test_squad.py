@@ -5,7 +5,7 @@ import json
 import pytest
 
 from electra_tf.cli import UserError
-from electra_tf.finetune import squad
+from electra_tf.finetune.squad import reader as squad
 
 
 def squad_json(paragraphs, title="T"):

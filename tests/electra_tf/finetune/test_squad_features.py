@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_prep.tokenization import Tokenizer
 from electra_tf.cli import UserError
-from electra_tf.finetune import squad, squad_features, squad_postprocess
+from electra_tf.finetune.squad import features as squad_features
+from electra_tf.finetune.squad import postprocess as squad_postprocess
+from electra_tf.finetune.squad import reader as squad
+from electra_tf.tokenization import Tokenizer
 from tests.electra_tf.finetune import squad_fixtures
 
 WINDOW = squad_features.WindowConfig(max_seq_length=32, doc_stride=8, max_query_length=12)

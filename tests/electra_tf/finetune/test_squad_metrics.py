@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from electra_tf.finetune import squad_metrics
-from electra_tf.finetune.squad import SquadExample
+from electra_tf.finetune.squad import metrics as squad_metrics
+from electra_tf.finetune.squad.reader import SquadExample
 
 
 def _example(qid, texts):

@@ -7,10 +7,13 @@ import os
 import pytest
 import tensorflow as tf
 
-from data_prep.tokenization import Tokenizer
+from electra_tf import checkpoint_io
 from electra_tf.cli import UserError
 from electra_tf.export import saved_model
-from electra_tf.finetune import runner, squad, squad_task, tasks
+from electra_tf.finetune import registry, runner, tasks
+from electra_tf.finetune.squad import reader as squad
+from electra_tf.finetune.squad import task as squad_task
+from electra_tf.tokenization import Tokenizer
 from tests.electra_tf.finetune import squad_fixtures
 from tests.electra_tf.finetune.helpers import finetune_options, tiny_config
 
@@ -39,7 +42,7 @@ def trained(tmp_path_factory, data):
     config = tiny_config(vocab_size=len(squad_fixtures.vocab()), max_position_embeddings=48,
                          hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner.config_lib, "preset", lambda *a, **k: config)
+        patch.setattr(runner.config_lib, "model_preset", lambda *a, **k: config)
         summary = runner.run(options_for(tmp_path, vocab, train, task="squad",
                                          num_train_epochs=80))
     return summary, str(tmp_path / "model"), config
@@ -66,7 +69,7 @@ def test_exported_signature_answers_like_fine_tuning(trained, data, tmp_path):
     null threshold all come from the directory."""
     summary, model_dir, config = trained
     vocab, train = data
-    assert saved_model.load_checkpoint_model(model_dir).default_head == "qa"
+    assert checkpoint_io.open_checkpoint(model_dir).head == "qa"
     path = saved_model.export_saved_model(model_dir, vocab, str(tmp_path / "export"))
     serve = tf.saved_model.load(path).signatures["serving_default"]
     examples = squad.read_squad_json(train, version=2)[0]
@@ -104,7 +107,7 @@ def test_tfds_mock_data_through_the_task(tmp_path, data):
     vocab, _ = data
     options = finetune_options(task="squadv1", vocab_file=vocab, model_dir=str(tmp_path),
                                max_seq_length=64, doc_stride=16, max_query_length=16)
-    task = tasks.get_task("squadv1", options)
+    task = registry.get_task("squadv1", options)
     assert task.has_split("train") and task.has_split("dev") and not task.has_split("test")
     with tfds.testing.mock_data(num_examples=4):
         examples = task.read("dev")
@@ -116,12 +119,12 @@ def test_tfds_mock_data_through_the_task(tmp_path, data):
 
 
 def test_unset_sequence_length_is_512_for_qa_and_128_otherwise(tmp_path):
+    # The options resolve the task's own length once (tasks no longer set it on the options).
     for name, want in (("squad", 512), ("squadv1", 512), ("classification", 128)):
         options = finetune_options(task=name, train_file="train.json", model_dir=str(tmp_path))
-        assert options.max_seq_length is None
-        task = tasks.get_task(name, options)
+        task = registry.get_task(name, options)
         assert options.max_seq_length == want
         if name.startswith("squad"):
             assert task.window.max_seq_length == want
     given = finetune_options(task="squad", max_seq_length=384, model_dir=str(tmp_path))
-    assert tasks.get_task("squad", given).window.max_seq_length == 384
+    assert registry.get_task("squad", given).window.max_seq_length == 384

@@ -11,8 +11,8 @@ from electra_tf.modeling import common
 from electra_tf.modeling.backbone import Backbone
 from electra_tf.modeling.heads import ClassificationHead, DiscriminatorHead, SpanHead, TaggingHead
 from electra_tf.pretraining.objective import ElectraPretrainer
-from tests.electra_tf.interop import numpy_electra
-from tests.electra_tf.modeling.tiny import CLS, MASK, SEP, random_batch, tiny_config
+from tests.electra_tf.checkpoint_io import numpy_electra
+from tests.electra_tf.modeling.tiny import CLS, MASK, SEP, random_batch, tiny_config, tiny_objective
 
 SEED = tf.constant([7, 11], tf.int32)
 
@@ -33,7 +33,8 @@ def _load(model, weights):
 
 def test_towers_and_heads_match_numpy_reference():
     config = tiny_config()
-    model = ElectraPretrainer(config, seed=0, mask_id=MASK, cls_id=CLS, sep_id=SEP)
+    model = ElectraPretrainer(config, tiny_objective(), seed=0, mask_id=MASK, cls_id=CLS,
+                              sep_id=SEP)
     weights = numpy_electra.random_weights({v.path: v.shape for v in model.variables}, seed=3)
     _load(model, weights)
     batch = random_batch(3, 12, config.vocab_size, seed=1)

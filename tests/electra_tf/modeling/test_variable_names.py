@@ -1,10 +1,10 @@
-"""The variables of the ELECTRA towers and heads carry the TF1 checkpoint names of RECIPE.md
+"""The variables of the ELECTRA towers and heads carry the TF1 checkpoint names of docs/RECIPE.md
 (interop and layer-wise learning-rate decay match on them)."""
 
 from electra_tf.modeling.backbone import Backbone
 from electra_tf.modeling.heads import ClassificationHead, SpanHead, TaggingHead
 from electra_tf.pretraining.objective import ElectraPretrainer
-from tests.electra_tf.modeling.tiny import CLS, MASK, SEP, tiny_config
+from tests.electra_tf.modeling.tiny import CLS, MASK, SEP, tiny_config, tiny_objective
 
 
 def expected_tower(scope, vocab, emb, hidden, layers, ffn, positions, with_embeddings):
@@ -47,7 +47,8 @@ def name_table(variables):
 def test_pretrainer_variables_are_exactly_the_tf1_checkpoint_names():
     # E=16, H=32, generator 8 wide with 1 head: both towers project, the generator FFN is 32.
     config = tiny_config()
-    model = ElectraPretrainer(config, seed=0, mask_id=MASK, cls_id=CLS, sep_id=SEP)
+    model = ElectraPretrainer(config, tiny_objective(), seed=0, mask_id=MASK, cls_id=CLS,
+                              sep_id=SEP)
     expected = expected_tower("electra", 97, 16, 32, 2, 64, 40, with_embeddings=True)
     expected.update(expected_tower("generator", 97, 16, 8, 2, 32, 40, with_embeddings=False))
     expected.update({

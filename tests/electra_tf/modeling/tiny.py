@@ -4,19 +4,24 @@ tests (ids follow the BERT vocab layout: [PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MA
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.config import ElectraConfig
+from electra_tf.config import ModelConfig, ObjectiveConfig
 
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
 FIRST_WORD = 5
 
 
-def tiny_config(**overrides) -> ElectraConfig:
+def tiny_config(**overrides) -> ModelConfig:
     """E=16, H=32, 2 layers, generator 8 wide (so both towers have embeddings_project)."""
     values = dict(vocab_size=97, embedding_size=16, hidden_size=32, num_hidden_layers=2,
                   num_attention_heads=2, intermediate_size=64, max_position_embeddings=40,
-                  max_seq_length=32, generator_hidden_size=0.25)
+                  generator_hidden_size=0.25)
     values.update(overrides)
-    return ElectraConfig(**values)
+    return ModelConfig(**values)
+
+
+def tiny_objective(**overrides) -> ObjectiveConfig:
+    """Sequences of 32: 4 masked-LM slots per example at the recipe's mask rate."""
+    return ObjectiveConfig(**{"max_seq_length": 32, **overrides})
 
 
 def random_batch(batch: int, seq_length: int, vocab_size: int, seed: int, *,

@@ -11,16 +11,24 @@ from electra_tf.modeling.backbone import Backbone
 from electra_tf.modeling.heads import DiscriminatorHead
 from electra_tf.pretraining import masking, sampling
 from electra_tf.pretraining.objective import ElectraPretrainer
-from tests.electra_tf.interop import numpy_electra
-from tests.electra_tf.modeling.tiny import (CLS, FIRST_WORD, MASK, SEP, random_batch, take_rows,
-                                           tiny_config)
+from tests.electra_tf.checkpoint_io import numpy_electra
+from tests.electra_tf.modeling.tiny import (
+    CLS,
+    FIRST_WORD,
+    MASK,
+    SEP,
+    random_batch,
+    take_rows,
+    tiny_config,
+    tiny_objective,
+)
 
 SEED = tf.constant([3, 4], tf.int32)
 
 
 def make_model(seed=0, **overrides):
-    return ElectraPretrainer(tiny_config(**overrides), seed=seed, mask_id=MASK, cls_id=CLS,
-                             sep_id=SEP)
+    return ElectraPretrainer(tiny_config(**overrides), tiny_objective(), seed=seed, mask_id=MASK,
+                             cls_id=CLS, sep_id=SEP)
 
 
 def randomize(model, seed=3):
@@ -214,7 +222,7 @@ def test_mixed_precision_pretrainer(policy):
 
 
 def test_discriminator_learns_uniformly_random_replacements():
-    """RECIPE.md: uniformly random fakes are learned within a few hundred steps."""
+    """docs/RECIPE.md: uniformly random fakes are learned within a few hundred steps."""
     config = tiny_config(num_hidden_layers=1, hidden_dropout_prob=0.0,
                          attention_probs_dropout_prob=0.0)
     backbone = Backbone(config)

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from electra_tf.config import ElectraConfig
+from electra_tf.config import ModelConfig, ObjectiveConfig
 from electra_tf.pretraining.objective import ElectraPretrainer
 from electra_tf.training import distribute, loop
 
@@ -28,11 +28,11 @@ flags.DEFINE_string("out", None, "Output prefix.")
 FLAGS = flags.FLAGS
 
 SEQ, VOCAB, GLOBAL_BATCH, EXAMPLES = 16, 50, 8, 64
-CONFIG = ElectraConfig(
+CONFIG = ModelConfig(
     vocab_size=VOCAB, embedding_size=8, hidden_size=16, num_hidden_layers=1,
     num_attention_heads=1, intermediate_size=32, hidden_dropout_prob=0.0,
-    attention_probs_dropout_prob=0.0, generator_hidden_size=0.5, max_seq_length=SEQ,
-    max_position_embeddings=SEQ)
+    attention_probs_dropout_prob=0.0, generator_hidden_size=0.5, max_position_embeddings=SEQ)
+OBJECTIVE = ObjectiveConfig(max_seq_length=SEQ)
 
 
 def examples():
@@ -61,9 +61,11 @@ def input_fn(global_batch, context):
 
 def main(argv):
     strategy = distribute.create_strategy(FLAGS.strategy, cpu_devices=FLAGS.cpu_devices)
+    keras.utils.set_random_seed(3)
     trainer = loop.Trainer(
         strategy=strategy,
-        model_fn=lambda: ElectraPretrainer(CONFIG, seed=7, mask_id=4, cls_id=2, sep_id=3),
+        model_fn=lambda: ElectraPretrainer(CONFIG, OBJECTIVE, seed=7, mask_id=4, cls_id=2,
+                                           sep_id=3),
         # Plain SGD: a second gradient sum by the optimizer would show in the update.
         optimizer_fn=lambda: keras.optimizers.SGD(0.1),
         train_input_fn=input_fn, model_dir=FLAGS.model_dir, train_batch_size=GLOBAL_BATCH,

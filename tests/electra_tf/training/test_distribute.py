@@ -1,5 +1,6 @@
 """Distribution tests: one_device, mirrored (2 logical CPUs) and multi_worker_mirrored (2 local
-worker processes) give the same first step, and checkpoints move between strategies.
+worker processes) give the same first step, checkpoints move between strategies, and every step
+applies -lr times the clipped global gradient (the Trainer's gradient contract).
 
 Each configuration runs tests/electra_tf/training/distributed_worker.py in its own process(es)
 (logical devices and TF_CONFIG must be set before TensorFlow starts). Dropout is 0 in the tiny
@@ -133,3 +134,29 @@ def test_checkpoints_written_under_one_strategy_restore_under_another(first_step
 def test_tpu_strategy_without_a_tpu_is_a_user_error():
     with pytest.raises(distribute.UserError, match="--strategy=tpu: no TPU found"):
         distribute.create_strategy("tpu", tpu="")
+
+
+def test_each_step_applies_minus_lr_times_the_clipped_global_gradient(tmp_path):
+    """The gradient contract of loop.py, end to end with plain SGD: one replica or two, with
+    or without accumulation, the weights move by -lr * (global gradient clipped to the global
+    norm). A Keras that sums the replicas' gradients twice (or not at all), or a clip that is
+    skipped, moves them by a different multiple."""
+    out = str(tmp_path / "update")
+    command = [sys.executable, "-m", "tests.electra_tf.training.update_worker", f"--out={out}"]
+    process = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True,
+                             timeout=600)
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    saved = dict(np.load(out + ".npz"))
+    for setting in ("one_device_1", "one_device_2", "mirrored_1", "mirrored_2"):
+        replicas = 2 if setting.startswith("mirrored") else 1
+        assert saved[f"{setting}/replicas"] == replicas
+        norm = float(saved[f"{setting}/norm"])
+        assert norm > 0.05 * 2  # the clip (at 0.05) is active, by a margin
+        assert float(saved[f"{setting}/reported_norm"]) == pytest.approx(norm, rel=1e-5)
+        deltas = sorted(k for k in saved if k.startswith(f"{setting}/delta_"))
+        assert len(deltas) >= 6
+        for key in deltas:
+            expected = saved[key.replace("/delta_", "/expected_")]
+            assert np.abs(expected).max() > 0
+            np.testing.assert_allclose(saved[key], expected, rtol=1e-4, atol=1e-7,
+                                       err_msg=key)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_tf import data
-from electra_tf.training import checkpoints, distribute, loop
+from electra_tf import checkpoint_io, data
+from electra_tf.training import distribute, loop, results
 from tests.electra_tf.training.helpers import TinyContractModel, write_shards
 
 SEQ = 16
@@ -31,6 +31,7 @@ def make_trainer(model_dir, shards, model_fn=None, optimizer_fn=None, **kwargs):
     train, held_out = shards
     options = dict(train_batch_size=8, seed=5, steps_per_loop=5, save_checkpoints_steps=10)
     options.update(kwargs)
+    keras.utils.set_random_seed(options["seed"])  # the caller's job, as in the pre-training app
     return loop.Trainer(
         strategy=distribute.create_strategy("one_device"),
         model_fn=model_fn or (lambda: TinyContractModel()),
@@ -40,7 +41,6 @@ def make_trainer(model_dir, shards, model_fn=None, optimizer_fn=None, **kwargs):
         eval_input_fn=lambda batch, ctx: data.pretraining_dataset(
             held_out, batch, SEQ, is_training=False, input_context=ctx),
         model_dir=str(model_dir), log_fn=lambda line: None, **options)
-
 
 
 def weights(model):
@@ -91,7 +91,7 @@ def test_steps_per_loop_does_not_change_the_result(tmp_path, shards):
 def test_training_learns_evaluates_and_writes_results_and_summaries(tmp_path, shards):
     trainer = make_trainer(tmp_path / "m", shards, steps_per_loop=10)
     result = trainer.train(40, eval_every_steps=20, num_eval_steps=4)
-    history = json.load(open(tmp_path / "m" / loop.EVAL_RESULTS_FILE))["history"]
+    history = json.load(open(tmp_path / "m" / results.EVAL_RESULTS_FILE))["history"]
     assert [h["step"] for h in history] == [0, 20, 40]
     assert history[-1]["loss"] < history[0]["loss"]
     assert history[-1]["parity_auc"] > 0.9 > history[0]["parity_auc"]
@@ -137,13 +137,15 @@ def test_resume_continues_where_it_stopped_and_init_checkpoint_takes_weights_onl
     for a, b in zip(weights(straight.model), weights(second.model)):
         np.testing.assert_array_equal(a, b)
 
-    fresh = make_trainer(tmp_path / "init", shards,
-                         init_checkpoint=str(tmp_path / "straight"))
+    def init_from_straight(model):
+        checkpoint_io.restore_weights(model, str(tmp_path / "straight"))
+
+    fresh = make_trainer(tmp_path / "init", shards, init_fn=init_from_straight)
     assert int(fresh.step.numpy()) == 0 and int(fresh.optimizer.iterations.numpy()) == 0
     for a, b in zip(weights(straight.model), weights(fresh.model)):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(loop.UserError, match="does not fit this model"):
-        make_trainer(tmp_path / "init2", shards, init_checkpoint=str(tmp_path / "straight"),
+        make_trainer(tmp_path / "init2", shards, init_fn=init_from_straight,
                      model_fn=lambda: TinyContractModel(hidden=4))
 
 
@@ -154,16 +156,54 @@ def test_auc_from_histograms_equals_the_pairwise_definition():
     labels = (rng.random(300) < scores).astype(np.float32)
     weights_ = rng.integers(0, 3, 300).astype(np.float32)
     positive, negative = loop._histograms(labels, scores, weights_).numpy()
-    pos = [(s, w) for s, l, w in zip(scores, labels, weights_) if l == 1]
-    neg = [(s, w) for s, l, w in zip(scores, labels, weights_) if l == 0]
+    pos = [(s, w) for s, label, w in zip(scores, labels, weights_) if label == 1]
+    neg = [(s, w) for s, label, w in zip(scores, labels, weights_) if label == 0]
     wins = sum(wp * wn * (1.0 if sp > sn else 0.5 if sp == sn else 0.0)
                for sp, wp in pos for sn, wn in neg)
     expected = wins / (sum(w for _, w in pos) * sum(w for _, w in neg))
     assert loop.auc_from_histograms(positive, negative) == pytest.approx(expected, rel=1e-9)
 
 
-def test_model_dir_of_a_different_config_is_refused(tmp_path, shards):
-    make_trainer(tmp_path / "m", shards, config={"hidden_size": 8}).train(10)
-    assert json.load(open(tmp_path / "m" / checkpoints.CONFIG_FILE)) == {"hidden_size": 8}
-    with pytest.raises(loop.UserError, match=r"different model: hidden_size=8 \(flags: 16\)"):
-        make_trainer(tmp_path / "m", shards, config={"hidden_size": 16})
+def test_mixed_float16_clips_the_unscaled_gradient_under_loss_scaling(tmp_path, shards):
+    lr, clip = 0.5, 0.05
+    reference = make_trainer(tmp_path / "f32", shards, clip_norm=clip,
+                             optimizer_fn=lambda: keras.optimizers.SGD(lr))
+    before = weights(reference.model)
+    reference.run_steps(1)
+    want = [w - b for w, b in zip(weights(reference.model), before)]
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        trainer = make_trainer(tmp_path / "f16", shards, clip_norm=clip,
+                               mixed_precision="mixed_float16",
+                               optimizer_fn=lambda: keras.optimizers.SGD(lr))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert float(trainer.optimizer.dynamic_scale) > 1
+    metrics = trainer.run_steps(1)
+    # The norm is the unscaled gradient's, and the step is the float32 one up to float16
+    # rounding: the loss scale is neither clipped away nor left in the update.
+    assert metrics["gradient_norm"] > clip
+    got = [w - b for w, b in zip(weights(trainer.model), before)]
+    total = np.sqrt(sum(np.sum(d * d) for d in want))
+    assert total == pytest.approx(lr * clip, rel=1e-4)  # a clipped float32 step
+    error = np.sqrt(sum(np.sum((g - d) ** 2) for g, d in zip(got, want)))
+    assert error < 0.02 * total
+
+
+def test_the_dtype_policy_is_the_callers_and_must_match(tmp_path, shards):
+    with pytest.raises(ValueError, match="set_global_policy"):
+        make_trainer(tmp_path / "m", shards, mixed_precision="mixed_bfloat16")
+
+
+def test_run_steps_returns_the_metrics_and_init_fn_runs_only_without_a_checkpoint(
+        tmp_path, shards):
+    calls = []
+    trainer = make_trainer(tmp_path / "m", shards, init_fn=calls.append)
+    assert calls == [trainer.model]
+    metrics = trainer.run_steps(3)
+    assert int(trainer.step.numpy()) == 3
+    assert {"loss", "lm_accuracy", "parity_auc", "gradient_norm"} <= set(metrics)
+    trainer.train(10)
+    make_trainer(tmp_path / "m", shards, init_fn=calls.append)
+    assert len(calls) == 1

@@ -1,5 +1,6 @@
 """Tests of the recipe's optimizer: AdamW without bias correction, decay exclusions, clipping of the
-summed gradient, the warmup/decay schedule, layer-wise lr decay and tf.distribute equivalence."""
+summed gradient (the Trainer's clip_gradients), the warmup/decay schedule, layer-wise lr decay and
+tf.distribute equivalence."""
 
 import contextlib
 import math
@@ -23,12 +24,16 @@ except RuntimeError:
 
 import keras  # noqa: E402
 
-from electra_tf.config import preset  # noqa: E402
+from electra_tf.config import model_preset  # noqa: E402
 from electra_tf.modeling.backbone import Backbone  # noqa: E402
-from electra_tf.training import optimization  # noqa: E402
+from electra_tf.training import loop, optimization  # noqa: E402
 from electra_tf.training.optimization import (  # noqa: E402
-    AdamWeightDecay, LambWeightDecay, LinearWarmupLinearDecay, create_optimizer,
-    layerwise_lr_multipliers)
+    AdamWeightDecay,
+    LambWeightDecay,
+    LinearWarmupLinearDecay,
+    create_optimizer,
+    layerwise_lr_multipliers,
+)
 
 # (path, shape): a decayed kernel, LayerNorm gamma/beta and a bias, as named in the TF1 checkpoints.
 VARIABLE_SPECS = (
@@ -100,7 +105,7 @@ def test_steps_match_numpy_recipe(jit_compile):
 
     @tf.function(jit_compile=jit_compile)
     def apply(grads):
-        optimizer.apply(grads, variables)
+        optimizer.apply(loop.clip_gradients(grads, 1.0)[0], variables)
 
     for grads in grads_per_step:
         apply([tf.constant(g) for g in grads])
@@ -169,9 +174,9 @@ def expected_depth(path: str, num_layers: int) -> int:
 def test_layerwise_multipliers_on_backbone():
     # 11 layers so that layer_1 and layer_10 must not be confused.
     num_layers = 11
-    config = preset("small", num_hidden_layers=num_layers, vocab_size=40, hidden_size=16,
-                    embedding_size=8, num_attention_heads=2, intermediate_size=32,
-                    max_position_embeddings=16, max_seq_length=8)
+    config = model_preset("small", num_hidden_layers=num_layers, vocab_size=40, hidden_size=16,
+                          embedding_size=8, num_attention_heads=2, intermediate_size=32,
+                          max_position_embeddings=16)
     backbone = Backbone(config)
     head = keras.layers.Dense(3, name="classifier")
     ids = tf.zeros((1, 8), tf.int32)
@@ -192,7 +197,7 @@ def test_layerwise_multipliers_on_backbone():
     # The optimizer applies them: with zero decay and equal gradients, every variable moves by
     # lr * multiplier * m / (sqrt(v) + eps) = lr * multiplier * sqrt(1000) * 0.1 on the first step.
     optimizer = create_optimizer("adamw", 1e-3, 10**9, 0, weight_decay=0.0,
-                                 layerwise_lr_decay=0.8, num_layers=num_layers, clip_norm=None)
+                                 layerwise_lr_decay=0.8, num_layers=num_layers)
     before = [v.numpy() for v in variables]
     optimizer.apply([tf.ones_like(v) for v in variables], variables)
     assert [optimizer.lr_multiplier(v) for v in variables] == [multipliers[v.path]
@@ -208,10 +213,10 @@ def test_layer_index_beyond_num_layers_is_an_error():
         optimization.layer_depth("electra/encoder/layer_12/output/dense/kernel", 12)
 
 
-def train_regression(strategy, jit_compile=False, caller_sums=False, steps=3):
-    """A few clipped AdamW steps on a linear model, the global batch split over the replicas.
+def train_regression(strategy, jit_compile=False, clip=True, steps=3):
+    """A few AdamW steps on a linear model, the global batch split over the replicas.
 
-    caller_sums: the step all-reduces the gradients itself, as the training loop does.
+    clip: the gradients are clipped as the training loop clips them (loop.clip_gradients).
     """
     rng = np.random.default_rng(7)
     x = rng.normal(size=(8, 4)).astype(np.float32)
@@ -220,8 +225,7 @@ def train_regression(strategy, jit_compile=False, caller_sums=False, steps=3):
     y = np.concatenate([rng.normal(size=(4, 3)), 100 * rng.normal(size=(4, 3))]).astype(np.float32)
     with strategy.scope():
         variables = make_variables()
-        optimizer = create_optimizer("adamw", 0.1, 10, 1, weight_decay=0.01,
-                                     skip_gradients_aggregation=caller_sums)
+        optimizer = create_optimizer("adamw", 0.1, 10, 1, weight_decay=0.01)
         # Slots must exist before the first traced step (as in the training loop).
         optimizer.build(variables)
     per_replica = 8 // strategy.num_replicas_in_sync
@@ -241,9 +245,8 @@ def train_regression(strategy, jit_compile=False, caller_sums=False, steps=3):
             # Normalized by the GLOBAL batch, as the model contract prescribes.
             loss = tf.reduce_sum(tf.square(pred - targets)) / 8.0
         grads = tape.gradient(loss, variables)
-        if caller_sums:
-            grads = tf.distribute.get_replica_context().all_reduce(
-                tf.distribute.ReduceOp.SUM, grads)
+        if clip:
+            grads, _ = loop.clip_gradients(grads, 1.0)
         optimizer.apply(grads, variables)
 
     @tf.function(jit_compile=jit_compile)
@@ -265,14 +268,14 @@ def test_mirrored_matches_one_device():
             capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stdout + result.stderr
         return
-    one = train_regression(tf.distribute.OneDeviceStrategy("/cpu:0"))
-    for caller_sums in (False, True):
+    for clip in (False, True):
+        one = train_regression(tf.distribute.OneDeviceStrategy("/cpu:0"), clip=clip)
         mirrored = train_regression(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
-                                    caller_sums=caller_sums)
+                                    clip=clip)
         for a, b in zip(one, mirrored):
             np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
-    # And the single-device run is the recipe itself.
-    assert not np.allclose(one[0], make_variables()[0].numpy())
+        # And the single-device run is the recipe itself.
+        assert not np.allclose(one[0], make_variables()[0].numpy())
 
 
 def test_loss_scale_wrapper_gives_the_same_step():
@@ -319,3 +322,11 @@ def test_bad_arguments(kwargs, message):
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=message):
         create_optimizer(**arguments)
+
+
+@pytest.mark.parametrize("cls", [AdamWeightDecay, LambWeightDecay])
+@pytest.mark.parametrize("option", ["clipnorm", "global_clipnorm", "clipvalue"])
+def test_keras_clipping_is_refused(cls, option):
+    # Keras would clip each replica's part before its sum; the Trainer clips the sum.
+    with pytest.raises(ValueError, match="the Trainer clips"):
+        cls(learning_rate=1e-3, **{option: 1.0})

@@ -1,12 +1,12 @@
 """Plain-Python reference of the recipe's example packing and writing (the tests' oracle).
 
-Written from RECIPE.md "Data preparation" the way the reference code does it: one line at a
+Written from docs/RECIPE.md "Data preparation" the way the reference code does it: one line at a
 time, Python lists, one tf.train.Example per example. It is deliberately simple and slow; the
 project's data_prep/example_builder.py must produce the same bytes from the same random state.
 """
 
 import random
-from typing import Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
 
 import tensorflow as tf
 
@@ -25,7 +25,7 @@ class ReferenceExampleBuilder:
         self.current_length = 0
         self.target_length = max_length
 
-    def add_line(self, line: str) -> Optional[dict]:
+    def add_line(self, line: str) -> dict | None:
         line = line.strip().replace("\n", " ")
         if not line and self.current_length != 0:  # a blank line ends the document
             return self.create_example()

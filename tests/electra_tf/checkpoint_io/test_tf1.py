@@ -1,5 +1,5 @@
-"""Interop with the original TF1 checkpoint layout: names and shapes, size inference, import
-parity against an independent NumPy forward pass, round trip, converter CLI and bad input."""
+"""The original TF1 checkpoint layout: names and shapes, size inference, import parity against
+an independent NumPy forward pass, round trip, converter CLI and bad input."""
 
 import dataclasses
 import os
@@ -10,22 +10,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from electra_tf import checkpoint_io
+from electra_tf.checkpoint_io import build_pretrainer, tf1
 from electra_tf.cli import UserError
-from electra_tf.config import ElectraConfig, preset
+from electra_tf.config import ModelConfig, model_preset
 from electra_tf.convert_checkpoint import convert_from_tf1, convert_to_tf1
-from electra_tf.export.saved_model import build_pretrainer, load_checkpoint_model
 from electra_tf.finetune.model import SequenceModel
-from electra_tf.interop import tf1_checkpoint as tf1
-from electra_tf.training import checkpoints
-from tests.electra_tf.interop import numpy_electra
+from tests.electra_tf.checkpoint_io import numpy_electra
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__)))))
 # Small, but with every structural case: E != H (embeddings_project in both towers), two
 # attention heads in the discriminator, a narrower one-head generator.
-CONFIG = ElectraConfig(vocab_size=60, embedding_size=16, hidden_size=128, num_hidden_layers=2,
-                       num_attention_heads=2, intermediate_size=96, max_position_embeddings=24,
-                       max_seq_length=24, generator_hidden_size=0.25)
+CONFIG = ModelConfig(vocab_size=60, embedding_size=16, hidden_size=128, num_hidden_layers=2,
+                     num_attention_heads=2, intermediate_size=96, max_position_embeddings=24,
+                     generator_hidden_size=0.25)
 
 
 def _write(directory, config, seed=0, extra_slots=True):
@@ -64,14 +63,14 @@ def test_name_table_is_exactly_the_models_variables():
 
 
 def test_name_table_has_the_released_layout():
-    small = tf1.tf1_variable_shapes(preset("small", generator_hidden_size=1.0))
+    small = tf1.tf1_variable_shapes(model_preset("small", generator_hidden_size=1.0))
     assert small["electra/embeddings/word_embeddings"] == (30522, 128)
     assert small["electra/embeddings_project/kernel"] == (128, 256)
     assert small["generator/embeddings_project/kernel"] == (128, 256)
     assert small["generator/encoder/layer_11/output/dense/kernel"] == (1024, 256)
     assert small["generator_predictions/dense/kernel"] == (256, 128)
     assert small["discriminator_predictions/dense_1/kernel"] == (256, 1)
-    base = tf1.tf1_variable_shapes(preset("base"))
+    base = tf1.tf1_variable_shapes(model_preset("base"))
     assert "electra/embeddings_project/kernel" not in base
     assert base["generator/embeddings_project/kernel"] == (768, 256)
     assert base["electra/encoder/layer_11/intermediate/dense/kernel"] == (768, 3072)
@@ -80,12 +79,12 @@ def test_name_table_has_the_released_layout():
 @pytest.mark.parametrize("name, overrides", [
     ("small", {}), ("small", {"generator_hidden_size": 1.0}), ("base", {}), ("large", {})])
 def test_sizes_are_inferred_from_shapes(name, overrides):
-    config = preset(name, **overrides)
+    config = model_preset(name, **overrides)
     inferred = tf1.infer_config(tf1.tf1_variable_shapes(config))
     fields = ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers",
               "num_attention_heads", "intermediate_size", "max_position_embeddings")
     for got, want in ((inferred, config),
-                      (inferred.generator_config(), config.generator_config())):
+                      (inferred.generator(), config.generator())):
         assert {f: getattr(got, f) for f in fields} == {f: getattr(want, f) for f in fields}
     assert tf1.tf1_variable_shapes(inferred) == tf1.tf1_variable_shapes(config)
 
@@ -103,7 +102,7 @@ def test_import_matches_numpy_forward_pass(tf1_checkpoint):
     gen = model.generator_head(model.generator(features),
                                model.embeddings.word_embeddings).numpy()
     w64 = {name: value.astype(np.float64) for name, value in weights.items()}
-    gen_heads = CONFIG.generator_config().num_attention_heads
+    gen_heads = CONFIG.generator().num_attention_heads
     want_disc = numpy_electra.discriminator_logits(w64, ids, mask, segments,
                                                    CONFIG.num_attention_heads)
     want_gen = numpy_electra.generator_logits(w64, ids, mask, segments, gen_heads)
@@ -119,7 +118,7 @@ def test_import_matches_numpy_forward_pass(tf1_checkpoint):
 def test_round_trip_tf1_ours_tf1_is_value_identical(tf1_checkpoint, tmp_path):
     prefix, weights = tf1_checkpoint
     ours = convert_from_tf1(prefix, str(tmp_path / "ours"))
-    assert ElectraConfig.load(str(tmp_path / "ours" / "config.json")).hidden_size == 128
+    assert ModelConfig.load(str(tmp_path / "ours" / "config.json")).hidden_size == 128
     back = convert_to_tf1(str(tmp_path / "ours"), str(tmp_path / "back"))
     assert tf.train.latest_checkpoint(str(tmp_path / "back")) == back
     values = tf1.read_tf1_checkpoint(back)
@@ -133,13 +132,13 @@ def test_round_trip_tf1_ours_tf1_is_value_identical(tf1_checkpoint, tmp_path):
 def test_continued_pretraining_and_finetuning_take_a_tf1_prefix(tf1_checkpoint):
     prefix, weights = tf1_checkpoint
     model = build_pretrainer(CONFIG)
-    checkpoints.restore_model_weights(model, prefix)
+    checkpoint_io.restore_weights(model, prefix)
     np.testing.assert_array_equal(model.generator_head.output_bias.numpy(),
                                   weights["generator_predictions/output_bias"])
     # A fine-tuning model takes the discriminator and leaves its task head at its init.
     task = SequenceModel(CONFIG, num_labels=3)
     head_before = [v.numpy() for v in task.head.variables]
-    checkpoints.restore_model_weights(tf.train.Checkpoint(backbone=task.backbone), prefix)
+    checkpoint_io.restore_discriminator(task.backbone, prefix)
     np.testing.assert_array_equal(
         task.backbone.encoder.layers[1].query.kernel.numpy(),
         weights["electra/encoder/layer_1/attention/self/query/kernel"])
@@ -152,8 +151,8 @@ def test_full_size_generator_converts_without_flags(tmp_path):
                                  generator_hidden_size=1.0)
     prefix, weights = _write(tmp_path / "tf1", config, seed=3, extra_slots=False)
     convert_from_tf1(prefix, str(tmp_path / "ours"))
-    loaded = load_checkpoint_model(str(tmp_path / "ours"))
-    assert loaded.config.generator_config().hidden_size == 64
+    loaded = checkpoint_io.open_checkpoint(str(tmp_path / "ours"))
+    assert loaded.config.generator().hidden_size == 64
     values = tf1.model_tf1_values(loaded.model)
     assert all(np.array_equal(values[n], weights[n]) for n in weights)
 

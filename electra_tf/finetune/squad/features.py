@@ -19,13 +19,12 @@ fine-tuning; fine-tuning runs it eagerly over batches of examples.
 """
 
 import dataclasses
-from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from data_prep import tokenization
+from electra_tf import tokenization
 from electra_tf.cli import UserError
 
 
@@ -36,7 +35,7 @@ def _split_patterns() -> tuple[str, str]:
     separates words; punctuation and CJK ideographs are words of their own. Characters the
     tokenizer drops stay inside their word (its pieces then span the whole word).
     """
-    tables = tokenization._unicode_tables()
+    tables = tokenization.unicode_tables()
     # The tokenizer's whitespace class leaves out the plain space it normalizes to.
     return " |" + tables["whitespace"] + "|" + tables["split"], tables["split"]
 
@@ -167,7 +166,7 @@ def build_windows(question_ids: tf.RaggedTensor, context_ids: tf.RaggedTensor,
 
 
 def answer_pieces(starts: np.ndarray, ends: np.ndarray, char_start: int, char_end: int
-                  ) -> Optional[tuple[int, int]]:
+                  ) -> tuple[int, int] | None:
     """The first and last context pieces overlapping characters [char_start, char_end)."""
     first = int(np.searchsorted(ends, char_start, side="right"))
     last = int(np.searchsorted(starts, char_end, side="left")) - 1
@@ -189,9 +188,9 @@ class SquadFeatures:
     inputs: dict
     piece_start: list
     piece_end: list
-    start_positions: Optional[np.ndarray] = None
-    end_positions: Optional[np.ndarray] = None
-    answerable: Optional[np.ndarray] = None
+    start_positions: np.ndarray | None = None
+    end_positions: np.ndarray | None = None
+    answerable: np.ndarray | None = None
 
     @property
     def num_windows(self) -> int:

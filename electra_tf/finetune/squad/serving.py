@@ -6,16 +6,17 @@ character offsets in the context (code points, end exclusive; -1 when unanswerab
 (start + end logit of the span) and `no_answer_score` (2.0 models: minus the highest
 answerability logit over the windows; the answer is "" when it exceeds the threshold chosen on
 dev). Tokenization, sliding windows, max-context and the span search are the very functions
-fine-tuning uses (squad_features, squad_postprocess), so a served answer is the fine-tuning
-prediction. The `encode` signatures of the export tool are kept.
+fine-tuning uses (squad/features.py, squad/postprocess.py), so a served answer is the fine-tuning
+prediction. The `encode` signatures of electra_tf/serving.py are kept.
 """
 
-from typing import Optional
 
 import tensorflow as tf
 
-from electra_tf.export import serving
-from electra_tf.finetune import squad_features, squad_postprocess
+from electra_tf import serving
+from electra_tf.data import INPUT_KEYS
+from electra_tf.finetune.squad import features as squad_features
+from electra_tf.finetune.squad import postprocess
 
 _QUESTION = tf.TensorSpec([None], tf.string, name="question")
 _CONTEXT = tf.TensorSpec([None], tf.string, name="context")
@@ -25,10 +26,10 @@ class QAServing(serving.ServingModule):
     """Tokenizer + fine-tuned SpanModel + the QA signature."""
 
     def __init__(self, tokenizer, span_model, metadata: dict, max_seq_length: int,
-                 null_threshold: Optional[float] = None):
+                 null_threshold: float | None = None):
         # Variables must exist before the base class collects them: one call builds them all.
         dummy = tf.zeros([1, max_seq_length], tf.int32)
-        span_model({"input_ids": dummy, "input_mask": dummy, "segment_ids": dummy})
+        span_model(dict.fromkeys(INPUT_KEYS, dummy))
         super().__init__(tokenizer, max_seq_length, encoder=span_model.backbone,
                          span_model=span_model)
         self.window = squad_features.WindowConfig(
@@ -49,13 +50,13 @@ class QAServing(serving.ServingModule):
         piece_ids, piece_start, piece_end = squad_features.context_pieces(tok, context)
         windows = squad_features.build_windows(tok.tokenize(question), piece_ids, self.window,
                                                tok.cls_id, tok.sep_id)
-        outputs = self.keras.span_model({key: windows[key] for key in
-                                   ("input_ids", "input_mask", "segment_ids")}, training=False)
+        outputs = self.keras.span_model({key: windows[key] for key in INPUT_KEYS},
+                                        training=False)
         position = (tf.range(self.window.max_seq_length, dtype=tf.int64)[None, :]
                     - windows["context_offset"][:, None])
         in_context = tf.logical_and(position >= 0,
                                     position < windows["window_length"][:, None])
-        scores, starts, ends = squad_postprocess.span_candidates(
+        scores, starts, ends = postprocess.span_candidates(
             outputs["start_logits"], outputs["end_logits"], windows["max_context"], in_context,
             self.max_answer_length, 1)
         scores = scores[:, 0]

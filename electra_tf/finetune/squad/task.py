@@ -1,8 +1,10 @@
-"""Extractive question answering (SQuAD 1.1 `squadv1`, SQuAD 2.0 `squad`) as fine-tuning tasks.
+"""Extractive question answering (SQuAD 1.1 `squadv1`, SQuAD 2.0 `squad`): the task kind "span"
+and its two fine-tuning tasks.
 
-Plugs the SQuAD reader, sliding-window features, span search and official evaluation into the
-fine-tuning runner (tasks.py). The model is the recipe's QA model: the discriminator plus a span
-head (start/end logits per token) and, for 2.0, an answerability logit from [CLS]. Loss per
+Plugs the SQuAD reader, sliding-window features, span search and official evaluation of this
+package into the fine-tuning runner (finetune/tasks.py). The model is the recipe's QA model: the
+discriminator plus a span head (start/end logits per token) and, for 2.0, an answerability logit
+from [CLS]. Loss per
 window: the mean of the start and end cross-entropies (over real tokens; a 2.0 window without
 the answer points both at [CLS]) plus, for 2.0, the answerability sigmoid cross-entropy.
 
@@ -13,31 +15,34 @@ no-answer threshold that maximizes dev F1 and saves it (`squad_null_threshold.js
 predictions and the exported model.
 """
 
-import json
 import os
 import sys
-from typing import Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from electra_tf import cli
-from electra_tf.cli import UserError
-from electra_tf.finetune import squad, squad_features, squad_metrics, squad_postprocess, tasks
+from electra_tf import cli, io
+from electra_tf.config import ModelConfig
+from electra_tf.data import INPUT_KEYS
+from electra_tf.finetune import tasks
+from electra_tf.finetune.kinds import TaskKind, TaskName
+from electra_tf.finetune.squad import features as squad_features
+from electra_tf.finetune.squad import metrics as squad_metrics
+from electra_tf.finetune.squad import postprocess, reader, serving
 from electra_tf.modeling.backbone import Backbone
+from electra_tf.modeling.encoder import MASK_ADDER
 from electra_tf.modeling.heads import SpanHead
 
-KIND = "span"
 THRESHOLD_FILE = "squad_null_threshold.json"
-INPUT_KEYS = ("input_ids", "input_mask", "segment_ids")
-_MASK_ADDER = -10000.0
+# The recipe's QA windows hold 512 WordPieces.
+QA_MAX_SEQ_LENGTH = 512
 
 
 class SpanModel(keras.Model):
-    """Discriminator + SpanHead, following the training-loop contract of model.py."""
+    """Discriminator + SpanHead, following the training-loop contract of finetune/model.py."""
 
-    def __init__(self, config, version: int = 2, name: str = "span_model", **kwargs):
+    def __init__(self, config: ModelConfig, version: int = 2, name: str = "span_model", **kwargs):
         super().__init__(name=name, **kwargs)
         self.config = config
         self.version = version
@@ -48,7 +53,7 @@ class SpanModel(keras.Model):
         inputs = {key: features[key] for key in INPUT_KEYS}
         sequence_output = self.backbone(inputs, training=training, dropout_seed=dropout_seed)
         head = self.head(sequence_output, training=training, dropout_seed=dropout_seed)
-        adder = (1.0 - tf.cast(features["input_mask"], tf.float32)) * _MASK_ADDER
+        adder = (1.0 - tf.cast(features["input_mask"], tf.float32)) * MASK_ADDER
         start_logits = tf.cast(head["start_logits"], tf.float32) + adder
         end_logits = tf.cast(head["end_logits"], tf.float32) + adder
         outputs = {"start_logits": start_logits, "end_logits": end_logits,
@@ -84,15 +89,32 @@ class SpanModel(keras.Model):
         return outputs
 
 
-def build_span_model(metadata: dict, config) -> SpanModel:
-    """model.MODEL_BUILDERS entry for kind "span" (rebuilds from finetune_task.json)."""
-    return SpanModel(config, version=int(metadata.get("version", 2)))
+def load_null_threshold(model_dir: str) -> float | None:
+    """The no-answer threshold chosen on dev and saved in `model_dir`, or None."""
+    path = io.join(model_dir, THRESHOLD_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    return float(io.read_json(path)["null_threshold"])
+
+
+def _serving(tokenizer, model, metadata: dict, max_seq_length: int,
+             model_dir: str) -> serving.QAServing:
+    return serving.QAServing(tokenizer, model, metadata, max_seq_length,
+                             null_threshold=load_null_threshold(model_dir))
+
+
+SPAN = TaskKind(
+    "span", head="qa",
+    build_model=lambda metadata, config: SpanModel(config,
+                                                   version=int(metadata.get("version", 2))),
+    build_serving=_serving)
+KINDS = (SPAN,)
 
 
 class SquadTask(tasks.Task):
     """`squad` (2.0) or `squadv1` (1.1) from official JSON files or TFDS."""
 
-    kind = KIND
+    task_kind = SPAN
     primary_metric = "f1"
     output_keys = ("start_logits", "end_logits", "answerable_logits")
 
@@ -109,12 +131,10 @@ class SquadTask(tasks.Task):
         self.window.validate()
         self.n_best_size = options.n_best_size
         self.max_answer_length = options.max_answer_length
-        if self.n_best_size < 1 or self.max_answer_length < 1:
-            raise UserError("--n_best_size and --max_answer_length must be at least 1")
         # Without files, train and dev come from TFDS (its "validation" split is the dev set).
         self.use_tfds = not any(self.files.values())
-        self.model_dir: Optional[str] = None
-        self.null_threshold: Optional[float] = None
+        self.model_dir: str | None = None
+        self.null_threshold: float | None = None
 
     def has_split(self, split: str) -> bool:
         if self.use_tfds:
@@ -123,19 +143,15 @@ class SquadTask(tasks.Task):
 
     def read(self, split: str) -> list:
         if self.use_tfds:
-            examples, stats = squad.read_squad_tfds(
+            examples, stats = reader.read_squad_tfds(
                 "train" if split == "train" else "validation", self.version, self.tfds_data_dir)
         else:
-            examples, stats = squad.read_squad_json(self.files[split], self.version)
+            examples, stats = reader.read_squad_json(self.files[split], self.version)
         print(stats.report(), file=sys.stderr, flush=True)
         return examples
 
     def prepare(self, model_dir: str, do_train: bool) -> None:
-        saved = tasks.load_task_metadata(model_dir)
-        if saved is not None and saved.get("task") != self.name:
-            raise UserError(f"{os.path.join(model_dir, tasks.TASK_FILE)}: model_dir holds a "
-                            f"{saved.get('task')!r} model, not {self.name!r}; use another "
-                            "--model_dir")
+        super().prepare(model_dir, do_train)
         self.model_dir = model_dir
         self.null_threshold = load_null_threshold(model_dir)
 
@@ -158,11 +174,8 @@ class SquadTask(tasks.Task):
         windows = [examples[n].qas_id for n in inputs["example_index"]]
         return tasks.FeatureSet(arrays, windows, {"examples": examples, "features": features})
 
-    def build_model(self, config):
-        return SpanModel(config, version=self.version)
-
     def predictions(self, features: tasks.FeatureSet, outputs: dict):
-        return squad_postprocess.postprocess(
+        return postprocess.postprocess(
             features.extras["examples"], features.extras["features"], outputs["start_logits"],
             outputs["end_logits"], outputs["answerable_logits"] if self.version == 2 else None,
             self.n_best_size, self.max_answer_length)
@@ -187,10 +200,10 @@ class SquadTask(tasks.Task):
                           null_threshold=self.null_threshold)
             final = predicted.final(self.null_threshold)
         if self.model_dir:
-            self._write_outputs(os.path.join(self.model_dir, "dev_predictions.json"),
+            self._write_outputs(io.join(self.model_dir, "dev_predictions.json"),
                                 predicted, final)
             if self.version == 2:
-                squad_metrics.write_json(os.path.join(self.model_dir, THRESHOLD_FILE),
+                squad_metrics.write_json(io.join(self.model_dir, THRESHOLD_FILE),
                                          {"null_threshold": self.null_threshold})
         return scores
 
@@ -217,21 +230,11 @@ class SquadTask(tasks.Task):
                 "n_best_size": self.n_best_size, "max_answer_length": self.max_answer_length}
 
 
-def load_null_threshold(model_dir: str) -> Optional[float]:
-    """The no-answer threshold chosen on dev and saved in `model_dir`, or None."""
-    path = os.path.join(model_dir, THRESHOLD_FILE)
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return float(json.load(f)["null_threshold"])
-
-
-# The recipe's QA windows hold 512 WordPieces.
-QA_MAX_SEQ_LENGTH = 512
-
-tasks.register("squad", lambda options: SquadTask("squad", 2, options),
-               "SQuAD 2.0 extractive QA (unanswerable questions): --train_file/--dev_file "
-               "official JSON, or TFDS squad/v2.0", max_seq_length=QA_MAX_SEQ_LENGTH)
-tasks.register("squadv1", lambda options: SquadTask("squadv1", 1, options),
-               "SQuAD 1.1 extractive QA: --train_file/--dev_file official JSON, or TFDS "
-               "squad/v1.1", max_seq_length=QA_MAX_SEQ_LENGTH)
+TASKS = (
+    TaskName("squad", lambda options: SquadTask("squad", 2, options),
+             "SQuAD 2.0 extractive QA (unanswerable questions): --train_file/--dev_file "
+             "official JSON, or TFDS squad/v2.0", max_seq_length=QA_MAX_SEQ_LENGTH),
+    TaskName("squadv1", lambda options: SquadTask("squadv1", 1, options),
+             "SQuAD 1.1 extractive QA: --train_file/--dev_file official JSON, or TFDS "
+             "squad/v1.1", max_seq_length=QA_MAX_SEQ_LENGTH),
+)

@@ -13,7 +13,6 @@ TFDS `squad/v1.1`, `squad/v2.0`. Both become `SquadExample`s through one validat
 
 import dataclasses
 import json
-from typing import Optional
 
 from electra_tf.cli import UserError
 
@@ -28,12 +27,12 @@ class SquadExample:
     # Gold answer texts (all of them, for evaluation) and the character offsets of those whose
     # offset matches their text (None where it does not).
     answer_texts: list[str]
-    answer_starts: list[Optional[int]]
+    answer_starts: list[int | None]
     is_impossible: bool = False
     title: str = ""
 
     @property
-    def train_answer(self) -> Optional[tuple[int, int]]:
+    def train_answer(self) -> tuple[int, int] | None:
         """[start, end) characters of the first answer with a valid offset; None if none."""
         for text, start in zip(self.answer_texts, self.answer_starts):
             if start is not None:
@@ -152,7 +151,7 @@ def read_squad_json(path: str, version: int) -> tuple[list[SquadExample], ReadSt
     return reader.examples, reader.stats
 
 
-def read_squad_tfds(split: str, version: int, data_dir: Optional[str] = None
+def read_squad_tfds(split: str, version: int, data_dir: str | None = None
                     ) -> tuple[list[SquadExample], ReadStats]:
     """Examples of TFDS `squad/v1.1` or `squad/v2.0` (`split`: "train" or "validation")."""
     import tensorflow_datasets as tfds

@@ -1,4 +1,4 @@
-"""The BERT/ELECTRA WordPiece tokenizer as TensorFlow ops (RECIPE.md "Data preparation").
+"""The BERT/ELECTRA WordPiece tokenizer as TensorFlow ops (docs/RECIPE.md "Data preparation").
 
 The reference recipe tokenizes in plain Python: clean the text (drop NUL, U+FFFD and control and
 format characters; every whitespace character becomes a space), put spaces around CJK ideographs,
@@ -37,7 +37,7 @@ import functools
 import itertools
 import sys
 import unicodedata
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -119,8 +119,8 @@ def _lower_each(chars: list[str], prefix: str = "", suffix: str = "") -> list[st
     return "\n".join(prefix + c + suffix for c in chars).lower().split("\n")
 
 
-@functools.lru_cache(maxsize=None)
-def _unicode_tables() -> dict:
+@functools.cache
+def unicode_tables() -> dict:
     """Character sets of the reference's rules, from the running Python's Unicode database."""
     removed, whitespace, punctuation, nonspacing, assigned = [], [], [], [], []
     chars = _all_chars()
@@ -165,7 +165,7 @@ def _unicode_tables() -> dict:
     }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _lower_premap() -> tuple[list[int], list[int]]:
     """Characters that ICU lower-cases differently from Python, with Python's result.
 
@@ -215,7 +215,7 @@ class Tokenizer(tf.Module):
             index[t] for t in SPECIAL_TOKENS)
         self.do_lower_case = bool(do_lower_case)
         self.strip_accents = bool(strip_accents)
-        self._tables = _unicode_tables()
+        self._tables = unicode_tables()
         keys, values = _lower_premap() if self.do_lower_case else ([], [])
         self._premap_keys = tf.constant(keys or [0], tf.int32)
         self._premap_values = tf.constant(values or [0], tf.int32)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_prep import tokenization
-from data_prep.tokenization import Tokenizer, load_vocab, pack_segments
+from bench.reference import bert_tokenizer as reference
+from electra_tf import tokenization
 from electra_tf.cli import UserError
 from electra_tf.config import SPECIAL_TOKENS
-from tests.reference import bert_tokenizer as reference
+from electra_tf.tokenization import Tokenizer, load_vocab, pack_segments
 
 # One string per hard case the reference's normalization has (and a few combinations).
 HARD_STRINGS = [

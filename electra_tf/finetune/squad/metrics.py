@@ -14,13 +14,12 @@ it really abstains on every question.
 """
 
 import collections
-import json
 import math
-import os
 import re
 import string
-import tempfile
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
+
+from electra_tf import io
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCTUATION = frozenset(string.punctuation)
@@ -141,15 +140,6 @@ def evaluate(examples, predictions: Mapping[str, str], na_scores: Mapping[str, f
 
 
 def write_json(path: str, obj) -> None:
-    """Writes JSON atomically (temp file in the same directory, then os.replace)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Writes predictions JSON as the official script's files are: keys in question order,
+    non-ASCII text as it is (atomically)."""
+    io.write_json(path, obj, sort_keys=False, ensure_ascii=False)

@@ -1,6 +1,6 @@
 """Reads and writes the original ELECTRA TF1 checkpoint layout (google-research/electra).
 
-Implements the recipe's "Checkpoint variable names of the released TF1 checkpoints": the name and
+Implements docs/RECIPE.md "Checkpoint variable names of the released TF1 checkpoints": the name and
 shape table of both towers (`electra/`, `generator/`) and both pre-training heads, the inference of
 the model sizes from those shapes (so the released Small++ with its full-size generator loads
 without flags), the import into this project's Keras models and the export back to a real
@@ -17,15 +17,16 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Mapping
+from collections.abc import Mapping
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from electra_tf import io
 from electra_tf.cli import UserError
-from electra_tf.config import ElectraConfig
-from electra_tf.data import first_line
+from electra_tf.config import ModelConfig
+from electra_tf.io import first_line
 
 TOWERS = ("electra", "generator")
 GENERATOR_HEAD = "generator_predictions"
@@ -58,7 +59,7 @@ def _norm(prefix: str, width: int) -> Shapes:
     return {f"{prefix}/LayerNorm/gamma": (width,), f"{prefix}/LayerNorm/beta": (width,)}
 
 
-def _tower_shapes(scope: str, config: ElectraConfig, embedding_size: int) -> Shapes:
+def _tower_shapes(scope: str, config: ModelConfig, embedding_size: int) -> Shapes:
     """One transformer tower (embeddings excluded: the towers share the discriminator's)."""
     hidden, inner = config.hidden_size, config.intermediate_size
     shapes: Shapes = {}
@@ -76,10 +77,10 @@ def _tower_shapes(scope: str, config: ElectraConfig, embedding_size: int) -> Sha
     return shapes
 
 
-def tf1_variable_shapes(config: ElectraConfig) -> Shapes:
+def tf1_variable_shapes(config: ModelConfig) -> Shapes:
     """Every variable of a pre-training checkpoint of `config`, by TF1 name, with its shape."""
     emb, hidden = config.embedding_size, config.hidden_size
-    gen = config.generator_config()
+    gen = config.generator()
     shapes: Shapes = {
         WORD_EMBEDDINGS: (config.vocab_size, emb),
         "electra/embeddings/position_embeddings": (config.max_position_embeddings, emb),
@@ -130,16 +131,16 @@ def _layer_count(shapes: Mapping[str, tuple], scope: str) -> int:
     return max(indices) + 1 if indices else 0
 
 
-def infer_config(shapes: Mapping[str, tuple], base: ElectraConfig | None = None) -> ElectraConfig:
-    """The ElectraConfig whose variables have these shapes.
+def infer_config(shapes: Mapping[str, tuple], base: ModelConfig | None = None) -> ModelConfig:
+    """The ModelConfig whose variables have these shapes.
 
-    Sizes come from the shapes; what shapes cannot tell (attention heads, dropout, objective) comes
+    Sizes come from the shapes; what shapes cannot tell (attention heads, dropout) comes
     from `base` (default: the recipe's defaults), with heads = hidden / 64 as in every released
     model. Without generator variables (a discriminator-only checkpoint) the generator fields of
     `base` are kept. Raises UserError when the layout is not ELECTRA's.
     """
     heads_known = base is not None and base.hidden_size == _hidden(shapes)
-    base = base or ElectraConfig()
+    base = base or ModelConfig()
     required = [WORD_EMBEDDINGS, "electra/embeddings/position_embeddings",
                 "electra/embeddings/token_type_embeddings",
                 "electra/encoder/layer_0/attention/self/query/kernel",
@@ -155,8 +156,6 @@ def infer_config(shapes: Mapping[str, tuple], base: ElectraConfig | None = None)
         intermediate_size=shapes["electra/encoder/layer_0/intermediate/dense/kernel"][1],
         max_position_embeddings=shapes["electra/embeddings/position_embeddings"][0],
         type_vocab_size=shapes["electra/embeddings/token_type_embeddings"][0],
-        max_seq_length=min(base.max_seq_length,
-                           shapes["electra/embeddings/position_embeddings"][0]),
     )
     if not heads_known:
         sizes["num_attention_heads"] = max(1, hidden // 64)
@@ -172,8 +171,8 @@ def _hidden(shapes: Mapping[str, tuple]) -> int | None:
     return query[1] if query else None
 
 
-def describe_sizes(config: ElectraConfig) -> str:
-    gen = config.generator_config()
+def describe_sizes(config: ModelConfig) -> str:
+    gen = config.generator()
     return (f"vocab={config.vocab_size} embedding={config.embedding_size} "
             f"hidden={config.hidden_size} layers={config.num_hidden_layers} "
             f"generator_hidden={gen.hidden_size} generator_layers={gen.num_hidden_layers}")
@@ -297,8 +296,7 @@ def write_tf1_checkpoint(values: Mapping[str, np.ndarray], output_dir: str,
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     # The CheckpointState text proto with a relative path, so the directory can be moved.
-    state = os.path.join(output_dir, "checkpoint")
-    with open(f"{state}.tmp", "w", encoding="utf-8") as f:
-        f.write(f'model_checkpoint_path: "{basename}"\nall_model_checkpoint_paths: "{basename}"\n')
-    os.replace(f"{state}.tmp", state)
+    io.write_text(os.path.join(output_dir, "checkpoint"),
+                  f'model_checkpoint_path: "{basename}"\n'
+                  f'all_model_checkpoint_paths: "{basename}"\n')
     return prefix

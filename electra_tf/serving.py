@@ -1,19 +1,17 @@
-"""The serving signatures of an exported ELECTRA model (TF Serving's Predict API).
+"""The serving signatures every exported ELECTRA model shares (TF Serving's Predict API).
 
-Raw text is tokenized in the graph by the data stage's own `Tokenizer` (the recipe's BERT
-normalization + WordPiece, vocabulary shipped as a SavedModel asset) and packed exactly like the
-fine-tuning features ([CLS] A [SEP] (B [SEP]), longer segment truncated first), so a served model
-sees what it was trained on. Signatures:
+The recipe has no export; this is the base the SavedModel writer (export/saved_model.py) wraps
+around a model. Raw text is tokenized in the graph by the data stage's own `Tokenizer` (the
+recipe's BERT normalization + WordPiece, vocabulary shipped as a SavedModel asset) and packed
+exactly like the fine-tuning features ([CLS] A [SEP] (B [SEP]), longer segment truncated first),
+so a served model sees what it was trained on. Signatures:
 
 - `serving_default`: `text` [batch] string, optional `text_b` [batch] (a signature default: an
-  empty batch means "single texts"). Outputs depend on the head:
+  empty batch means "single texts"). Outputs depend on the head; here the pre-trained ones:
   discriminator -> `tokens` [batch, T] and `replaced_probability` [batch, T] (the recipe's
   sigmoid of the discriminator logit per token); generator -> every literal "[MASK]" in the text
-  filled with the top-k tokens and their probabilities; fine-tuned classifier -> `probabilities`
-  [batch, C] and `label` [batch]; regressor -> `score` [batch]; tagger (no `text_b`) ->
-  `tokens` [batch, W], the whitespace-separated words of the text, `tags` [batch, W] and
-  `tag_probability` [batch, W] (padding: "" and 0). Extractive QA (SQuAD) models have their own
-  `question` / `context` signature: finetune/squad_serving.py.
+  filled with the top-k tokens and their probabilities. Each fine-tuning task kind brings its
+  own (finetune/serving.py, finetune/squad/serving.py).
   T is the longest packed input of the batch (at most max_seq_length); padding columns hold ""
   and probability 0. Padding does not change the other columns (the -10000 mask adder), so
   trimming it only saves time.
@@ -30,18 +28,16 @@ import types
 
 import tensorflow as tf
 
-from data_prep import tokenization
+from electra_tf import tokenization
+from electra_tf.data import INPUT_KEYS
 
 MASK_TOKEN = "[MASK]"
-# The default of the optional `text_b` input: an empty batch, meaning "no second segment".
-_NO_PAIR = tf.constant([], tf.string)
-_TEXT = tf.TensorSpec([None], tf.string, name="text")
-_TEXT_B = tf.TensorSpec([None], tf.string, name="text_b")
+TEXT = tf.TensorSpec([None], tf.string, name="text")
+TEXT_B = tf.TensorSpec([None], tf.string, name="text_b")
 
 
 def _encode_specs(dtype):
-    return [tf.TensorSpec([None, None], dtype, name=name)
-            for name in ("input_ids", "input_mask", "segment_ids")]
+    return [tf.TensorSpec([None, None], dtype, name=name) for name in INPUT_KEYS]
 
 
 def trim(features: dict) -> dict:
@@ -74,6 +70,16 @@ class ServingModule(tf.Module):
         self.model_variables = [v.value for v in unique.values()]
         self.max_seq_length = tf.constant(max_seq_length, tf.int32)
         self._max_seq_length = max_seq_length
+        # The default of the optional `text_b` input: an empty batch, "no second segment". Made
+        # here, not at import, so importing this module does not initialize TensorFlow's
+        # devices (a fine-tuning run splits the CPU into logical devices first).
+        no_pair = tf.constant([], tf.string)
+
+        @tf.function(input_signature=[TEXT, TEXT_B])
+        def serve(text, text_b=no_pair):
+            return self.outputs(self.pack(text, text_b))
+
+        self.serve = serve
 
     def tokenize(self, text: tf.Tensor) -> tf.RaggedTensor:
         return self.tokenizer.tokenize(text)
@@ -102,9 +108,6 @@ class ServingModule(tf.Module):
         return tf.where(features["input_mask"] > 0,
                         self.tokenizer.id_to_token(features["input_ids"]), "")
 
-    @tf.function(input_signature=[_TEXT, _TEXT_B])
-    def serve(self, text, text_b=_NO_PAIR):
-        return self.outputs(self.pack(text, text_b))
 
     def _encode(self, input_ids, input_mask, segment_ids):
         features = {"input_ids": tf.cast(input_ids, tf.int32),
@@ -178,74 +181,3 @@ class GeneratorServing(ServingModule):
         tokens = tf.where(masked, top_tokens[:, :, 0], self.tokens(features))
         return {"tokens": tokens, "masked": masked, "top_k_tokens": top_tokens,
                 "top_k_probabilities": top_probabilities}
-
-
-class TaskServing(ServingModule):
-    """A fine-tuned sentence (pair) classifier (`labels` given) or regressor."""
-
-    def __init__(self, tokenizer, task_model, max_seq_length: int, labels: list | None):
-        super().__init__(tokenizer, max_seq_length, encoder=task_model.backbone,
-                         task_model=task_model)
-        self.labels = tf.constant(labels or [], tf.string)
-        self.regression = not labels
-
-    def outputs(self, features: dict) -> dict:
-        # Without labels in the features the fine-tuning model returns only its predictions.
-        outputs = self.keras.task_model(features, training=False)
-        if self.regression:
-            return {"score": outputs["predictions"]}
-        probabilities = outputs["probabilities"]
-        return {"probabilities": probabilities,
-                "label": tf.gather(self.labels, tf.argmax(probabilities, axis=-1))}
-
-
-class TaggingServing(ServingModule):
-    """A fine-tuned tagger: one tag per whitespace-separated word of `text`.
-
-    Words are laid out exactly as fine-tuning lays out CoNLL words (features.encode_words): each
-    word tokenized on its own (a word without WordPieces takes one [UNK]), the tag read at its
-    first WordPiece, and words that no longer fit max_seq_length get `cut_off_tag` (the
-    fine-tuning predictions' tasks.cut_off_tag) with probability 0.
-    """
-
-    def __init__(self, tokenizer, task_model, max_seq_length: int, labels: list,
-                 cut_off_tag: str):
-        super().__init__(tokenizer, max_seq_length, encoder=task_model.backbone,
-                         task_model=task_model)
-        self.labels = tf.constant(labels, tf.string)
-        self.fallback = tf.constant(cut_off_tag, tf.string)
-
-    @tf.function(input_signature=[_TEXT])
-    def tag(self, text):
-        tok = self.tokenizer
-        words = tf.strings.split(text)
-        pieces = tok.tokenize(words.flat_values)
-        pieceless = tf.equal(pieces.row_lengths(), 0)
-        unk = tf.fill([tf.size(pieceless), 1], tf.constant(tok.unk_id, pieces.dtype))
-        pieces = tf.concat([pieces, tf.ragged.boolean_mask(unk, pieceless[:, None])], axis=1)
-        # Position just past each word: [CLS] + the pieces of the row's words up to it.
-        counts = pieces.row_lengths()
-        running = tf.cumsum(counts)
-        before_row = tf.gather(tf.concat([[0], running], 0), words.row_starts())
-        ends = 1 + running - tf.gather(before_row, words.value_rowids())
-        fits = ends <= self._max_seq_length - 1
-        kept = tf.ragged.boolean_mask(words.with_flat_values(pieces),
-                                      words.with_flat_values(fits))
-        features = trim(tokenization.pack_segments(kept.merge_dims(1, 2), None,
-                                                   self._max_seq_length, tok.cls_id, tok.sep_id))
-        probabilities = self.outputs(features)["probabilities"]
-        first_piece = tf.stack([words.value_rowids(), tf.where(fits, ends - counts, 0)], axis=1)
-        at_words = tf.gather_nd(probabilities, first_piece)
-        tags = tf.where(fits, tf.gather(self.labels, tf.argmax(at_words, axis=-1)), self.fallback)
-        best = tf.where(fits, tf.reduce_max(at_words, axis=-1), 0.0)
-        return {"tokens": words.to_tensor(""),
-                "tags": words.with_flat_values(tags).to_tensor(""),
-                "tag_probability": words.with_flat_values(best).to_tensor(0.0)}
-
-    def outputs(self, features: dict) -> dict:
-        """Per-WordPiece tag probabilities of packed features (also behind the base class's
-        text/text_b function)."""
-        return {"probabilities": self.keras.task_model(features, training=False)["probabilities"]}
-
-    def signatures(self) -> dict:
-        return {**super().signatures(), "serving_default": self.tag}

@@ -9,7 +9,7 @@ ranked; the best one is the answer, and the n-best list carries softmax probabil
 
 For SQuAD 2.0 the no-answer score of a question is minus the highest answerability logit over
 its windows (higher = more likely unanswerable); a question is answered with "" when that score
-exceeds the threshold, which is chosen on dev to maximize F1 (`squad_metrics.evaluate`).
+exceeds the threshold, which is chosen on dev to maximize F1 (`squad/metrics.py`).
 """
 
 import collections

@@ -1,4 +1,4 @@
-"""Plain-Python reference of the BERT/ELECTRA tokenizer (RECIPE.md "Data preparation").
+"""Plain-Python reference of the BERT/ELECTRA tokenizer (docs/RECIPE.md "Data preparation").
 
 Written from the recipe's rules, character by character, as the oracle for the tensorflow-text
 tokenizer's tests and as the baseline of bench/data_prep_throughput.py:

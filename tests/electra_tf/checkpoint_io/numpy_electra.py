@@ -4,7 +4,7 @@ It reads weights by their TF1 checkpoint names only (no project code), in float6
 what the reference computes: BERT embeddings + LayerNorm (eps 1e-12), optional embeddings_project,
 post-LayerNorm transformer layers (exact-erf GELU, -10000 mask adder, heads of equal width), the
 discriminator head dense(H, gelu) -> dense_1(1) and the generator head dense(E, gelu) ->
-LayerNorm -> word_embeddings^T + output_bias. Used as the oracle of the interop and export tests.
+LayerNorm -> word_embeddings^T + output_bias. Used as the oracle of the checkpoint and export tests.
 """
 
 import math
@@ -48,10 +48,8 @@ def tower(w, scope, input_ids, input_mask, segment_ids, num_heads):
         batch, length, hidden = x.shape
         size = hidden // num_heads
 
-        def heads(t):
-            return t.reshape(batch, length, num_heads, size).transpose(0, 2, 1, 3)
-
-        q, k, v = (heads(_dense(w, f"{p}/attention/self/{name}", x))
+        q, k, v = (_dense(w, f"{p}/attention/self/{name}", x)
+                   .reshape(batch, length, num_heads, size).transpose(0, 2, 1, 3)
                    for name in ("query", "key", "value"))
         scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(size) + adder
         probs = np.exp(scores - scores.max(-1, keepdims=True))

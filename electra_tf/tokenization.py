@@ -1,7 +1,9 @@
 """The BERT/ELECTRA WordPiece tokenizer as TensorFlow ops (docs/RECIPE.md "Data preparation").
 
-The reference recipe tokenizes in plain Python: clean the text (drop NUL, U+FFFD and control and
-format characters; every whitespace character becomes a space), put spaces around CJK ideographs,
+The reference recipe tokenizes in plain Python: clean the text (drop NUL, U+FFFD and every
+character whose Unicode category starts with "C": control, format, surrogate, private use and
+unassigned; tab, newline and carriage return are whitespace, and every whitespace character
+becomes a space), put spaces around CJK ideographs,
 split on whitespace, lower-case each word with Python's `str.lower` and strip its accents (NFD,
 then drop the Mn marks), split off every punctuation character, and cut each word into the
 longest-match-first WordPieces ("##" marks a continuation); a word over 200 characters, or one
@@ -10,7 +12,7 @@ that cannot be cut, becomes a single [UNK].
 `Tokenizer.tokenize` does exactly that inside a TensorFlow graph, so an exported SavedModel
 tokenizes raw text with no Python. The pieces:
 
-- The character classes (control/format, whitespace, punctuation, Mn, the cased and
+- The character classes (the "C" categories, whitespace, punctuation, Mn, the cased and
   case-ignorable characters of the final-sigma rule) are enumerated from the running Python's
   `unicodedata` and `str.lower` and written into RE2 character classes, so the graph follows the
   same Unicode database as the reference instead of RE2's or ICU's own tables (RE2's `\\s` is
@@ -26,11 +28,9 @@ tokenizes raw text with no Python. The pieces:
 - WordPiece is `tensorflow_text.FastWordpieceTokenizer` (the same greedy longest-match-first
   result as the reference) on words that are already split.
 
-Known, documented gap: ICU's NFD tables are newer than Python 3.11's Unicode 14, so 20
-characters assigned after Unicode 14 (e.g. U+105C9, U+11383, U+16121, U+16D68) are decomposed
-here but not by the reference. Each decomposition keeps a character that Python does not know,
-so the word still contains a character no vocabulary built from Unicode-14 text holds, and the
-word is [UNK] in both; outputs differ only with a vocabulary that lists those characters.
+ICU's tables (case mapping, NFD) are newer than the running Python's Unicode database, but they
+never see a character that database leaves unassigned: cleaning removes every such code point
+first, as the reference does, so each rule is decided by Python's database alone.
 """
 
 import functools
@@ -125,15 +125,16 @@ def unicode_tables() -> dict:
     removed, whitespace, punctuation, nonspacing, assigned = [], [], [], [], []
     chars = _all_chars()
     for ch, cat in zip(chars, map(unicodedata.category, chars)):
-        if cat in ("Cn", "Co"):
-            continue  # no rule applies to unassigned or private-use characters
-        assigned.append(ch)
-        if ch in "\t\n\r" or cat == "Zs" or (ch.isspace() and cat not in ("Cc", "Cf")):
+        if ch in "\t\n\r" or cat == "Zs" or (ch.isspace() and cat[0] != "C"):
             # \t \n \r are Cc but whitespace; U+2028/U+2029 (Zl, Zp) survive cleaning and
             # str.split() splits on them.
             whitespace.append(ord(ch))
-        elif ch in "\x00\ufffd" or cat in ("Cc", "Cf"):
+        elif ch in "\x00\ufffd" or cat[0] == "C":
+            # Every "other" category goes: control, format, private use and the code points
+            # this Python's Unicode database leaves unassigned (noncharacters among them).
             removed.append(ord(ch))
+            continue
+        assigned.append(ch)
         if cat[0] == "P" or ch in ASCII_PUNCTUATION:
             punctuation.append(ord(ch))
         if cat == "Mn":

@@ -3,8 +3,9 @@
 Written from the recipe's rules, character by character, as the oracle for the tensorflow-text
 tokenizer's tests and as the baseline of bench/data_prep_throughput.py:
 
-1. clean: drop NUL, U+FFFD and control/format characters (Cc, Cf; but tab, newline and carriage
-   return are whitespace); every whitespace character (those three, space, Zs) becomes a space;
+1. clean: drop NUL, U+FFFD and every character whose Unicode category starts with "C" (Cc, Cf,
+   Cs, Co private use, Cn unassigned), except tab, newline and carriage return, which are
+   whitespace; every whitespace character (those three, space, Zs) becomes a space;
 2. put spaces around the CJK ideographs;
 3. split on whitespace (Python's str.split);
 4. per word, when lower-casing: str.lower, then (strip_accents) NFD and drop the Mn marks;
@@ -31,7 +32,7 @@ def is_whitespace(ch: str) -> bool:
 def is_removed(ch: str) -> bool:
     if ch in "\t\n\r":
         return False
-    return ch in "\x00\ufffd" or unicodedata.category(ch) in ("Cc", "Cf")
+    return ch in "\x00\ufffd" or unicodedata.category(ch).startswith("C")
 
 
 def is_cjk(ch: str) -> bool:

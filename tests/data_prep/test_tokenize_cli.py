@@ -19,6 +19,7 @@ INPUT = (b"The cafe, running!\r\n"
          b"\n"
          b"x\xffy caf\xc3\xa9 \xce\xa3\xce\x9f\xce\xa6\xce\x9f\xce\xa3\n"
          b"\x00\x07\xe4\xb8\xad\xe6\x96\x87\xe2\x80\x8bunaffable\x0ci\n"
+         + "the\uf8ffcafe \ue000 running\U0010fffd \ufffe\u0378!\n".encode("utf-8")
          + b"a " * 5000 + b"aaaa\n"
          b"no final newline")
 

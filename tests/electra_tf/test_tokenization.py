@@ -36,6 +36,14 @@ HARD_STRINGS = [
     "word" * 50 + " " + "x" * 200 + " " + "y" * 201 + " " + "é" * 201 + " " + "中" * 250,
     "unaffable unaffableness runningly playing played \u00c9TAT L'ÉTAT aujourd'hui",
     "private\ue000use unassigned\u0378x tag\U000e0041 vs\ufe0f sel\U000e0100 surrogate-free",
+    # Every "C" category goes, private use (Co) and unassigned (Cn) included: scraped text is
+    # full of icon-font glyphs, the Apple logo and noncharacters.
+    "apple\uf8ff logo \uf8ff \uf8ffx icons\uf000\uf001\uf2e0 fa\uf015home \ue000\ue801 \uf8ff!",
+    "plane15 \U000f0000\U000ffffd x plane16 \U00100000y\U0010fffd \U000fffff\U0010ffff",
+    "nonchar\ufffe\uffff \ufdd0\ufdefz \U0001fffe\U0001ffff \U0003fffe \U000efffe end",
+    "unassigned\u0378\u0379 \u0380\u0e5c\u2fe0x \U000e0080 \U0002ebf0\U0003134b? q\U000e01f0",
+    "after unicode 14: \U000105c9 \U00011383x \U00016121 \U00016d68 \U0001fae8 \U0001f6dc",
+    "Ⓐpple\uf8ffWatch FOLLOW\ue00e\ue00e me \uf8ff\uf8ff\uf8ff ΣΑΣ\uf8ff ΣΑ\uf8ffΣ Ι\ue000\u0301",
     "Ⅻ ⓐⒶ 𝐀𝐁𝐂 𝔘𝔫𝔦 ＦＵＬＬ ｗｉｄｔｈ ﹏ ︰ ゛",  # math alphanumerics, full width
     "ÀÉÎÕÜ ǅ ῼ ᾈ ΐ ǰ ŉ K Å Ω",  # titlecase, iota subscript, singleton decompositions
     "", "   ", "\t\n", "\u200b", "\x00", "\ufffd",
@@ -142,6 +150,37 @@ def test_rules_on_a_hand_made_vocab(tmp_path):
         "un", "##aff", "##able", "[UNK]", "[UNK]"]]
     assert Tokenizer(str(path), do_lower_case=False).pieces(["Café İ x"]) == [
         ["Café", "[UNK]", "x"]]
+
+
+def test_other_categories_are_dropped_by_hand(tmp_path):
+    """The recipe's cleaning drops private-use, unassigned and noncharacter code points (as it
+    drops control and format characters): worked out by hand, without the oracle."""
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(list(SPECIAL_TOKENS) + [
+        "ab", "a", "##b", "x", "y", "\uf8ff", "\ue000", "\u0378", "\U0010fffd"]) + "\n",
+        encoding="utf-8")
+    tokenizer = Tokenizer(str(path))
+    texts = ["a\uf8ffb", "x \ue000 y", "\U0010fffd", "a\u0378b\ufffex", "y\ufdd0\uffff",
+             "\U000e0001x\U000e0080", "\U0001fae8"]
+    assert tokenizer.pieces(texts) == [["ab"], ["x", "y"], [], ["[UNK]"], ["y"], ["x"], []]
+    assert Tokenizer(str(path), do_lower_case=False).pieces(texts[:2]) == [["ab"], ["x", "y"]]
+
+
+def _every_code_point_lines(width: int = 400) -> list:
+    """Every code point but the surrogates, each between two letters, `width` per line."""
+    cps = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
+    return [" ".join(f"a{chr(cp)}b" for cp in cps[i:i + width])
+            for i in range(0, len(cps), width)]
+
+
+@pytest.mark.parametrize("options", [(True, True), (False, True)])
+def test_every_code_point_matches_reference(tokenizers, vocab_file, options):
+    tokenizer, oracle = tokenizers[options], _oracle(vocab_file, *options)
+    lines = _every_code_point_lines()
+    got = tokenizer.ids(lines)
+    mismatches = [line for line, ids in zip(lines, got) if ids != oracle.ids(line)]
+    assert not mismatches, f"{len(mismatches)} of {len(lines)} lines differ, e.g. " + repr(
+        [f"U+{ord(c):04X}" for c in mismatches[0][1::4]][:8])
 
 
 def test_invalid_utf8_is_dropped_like_the_reference(tokenizers, vocab_file):

@@ -39,14 +39,13 @@ import os
 import queue
 import random
 import re
-import shutil
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from data_prep import sources
 from data_prep.example_builder import ExampleBuilder, serialize_examples
@@ -107,11 +106,15 @@ class ShardTask:
     def name(self) -> str:
         return f"{SHARD_PREFIX}-{self.number:05d}-of-{self.count:05d}"
 
-    def final_path(self, output_dir: Path) -> Path:
-        return (output_dir / EVAL_DIR if self.split == "eval" else output_dir) / self.name
+    @property
+    def relative_path(self) -> str:
+        return f"{EVAL_DIR}/{self.name}" if self.split == "eval" else self.name
 
-    def state_path(self, output_dir: Path, suffix: str) -> Path:
-        return output_dir / STATE_DIR / f"{self.split}-{self.name}{suffix}"
+    def final_path(self, output_dir: str) -> str:
+        return io.join(output_dir, self.relative_path)
+
+    def state_path(self, output_dir: str, suffix: str) -> str:
+        return io.join(output_dir, STATE_DIR, f"{self.split}-{self.name}{suffix}")
 
 
 def default_num_out_files(size_bytes: int) -> int:
@@ -189,9 +192,9 @@ def plan_shards(corpus, num_out_files: int, eval_fraction: float) -> list[ShardT
     return tasks
 
 
-def sha256_file(path) -> str:
+def sha256_file(path: str) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with tf.io.gfile.GFile(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -204,7 +207,7 @@ def sha256_file(path) -> str:
 class WorkerContext:
     corpus: object
     tokenizer: object
-    output_dir: Path
+    output_dir: str
     max_seq_length: int
     seed: int
     report: Callable[[int, int, int, int], None]  # (shard index, position, documents, tokens)
@@ -212,8 +215,6 @@ class WorkerContext:
 
 def build_shard(task: ShardTask, ctx: WorkerContext) -> dict:
     """Writes one shard (temp file, then rename) and returns its statistics."""
-    import tensorflow as tf
-
     tokenizer = ctx.tokenizer
     builder = ExampleBuilder(ctx.max_seq_length, tokenizer.cls_id, tokenizer.sep_id,
                              shard_rng(ctx.seed, task.index))
@@ -226,12 +227,12 @@ def build_shard(task: ShardTask, ctx: WorkerContext) -> dict:
     # unique per process: a worker orphaned by a killed run may still be finishing this shard
     tmp_path = task.state_path(ctx.output_dir, f".{os.getpid()}.partial")
     final_path = task.final_path(ctx.output_dir)
-    final_path.parent.mkdir(parents=True, exist_ok=True)
+    tf.io.gfile.makedirs(io.dirname(final_path))
     lines: list[str] = []
     document_ends: list[bool] = []
     chars = 0
 
-    with tf.io.TFRecordWriter(str(tmp_path)) as writer:
+    with tf.io.TFRecordWriter(tmp_path) as writer:
         def flush():
             if lines:
                 ragged = tokenizer.tokenize(tf.constant(lines, tf.string))
@@ -267,10 +268,9 @@ def build_shard(task: ShardTask, ctx: WorkerContext) -> dict:
 
     stats["undecodable_bytes"] = sources.undecodable_bytes_so_far() - undecodable_before
     stats["length_counts"] = stats["length_counts"].tolist()
-    stats["shard"] = str(final_path.relative_to(ctx.output_dir))
-    io.write_bytes(str(task.state_path(ctx.output_dir, ".stats.json")),
-                     json.dumps(stats).encode())
-    os.replace(tmp_path, final_path)
+    stats["shard"] = task.relative_path
+    io.write_bytes(task.state_path(ctx.output_dir, ".stats.json"), json.dumps(stats).encode())
+    tf.io.gfile.rename(tmp_path, final_path, overwrite=True)
     ctx.report(task.index, task.range.stop - task.range.start, stats["documents"],
                stats["corpus_wordpieces"])
     return stats
@@ -331,8 +331,6 @@ def _work(tasks, counter, corpus, vocab_file, options: BuildOptions, output_dir,
 
 def _worker_process(tasks, counter, corpus, vocab_file, options, output_dir, reports,
                     parent_pid):
-    import tensorflow as tf
-
     # One process per core: TensorFlow's own thread pools would only compete with the others.
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -354,24 +352,35 @@ def manifest_for(options: BuildOptions, corpus, vocab_identity, num_out_files: i
     }
 
 
-def _our_files(output_dir: Path) -> list[Path]:
+def _our_files(output_dir: str) -> list[str]:
     found = []
-    for directory in (output_dir, output_dir / EVAL_DIR):
-        if directory.is_dir():
-            found += [p for p in directory.iterdir()
-                      if SHARD_PATTERN.fullmatch(p.name) or p.name == INFO_FILE]
+    for directory in (output_dir, io.join(output_dir, EVAL_DIR)):
+        if tf.io.gfile.isdir(directory):
+            found += [io.join(directory, name) for name in tf.io.gfile.listdir(directory)
+                      if SHARD_PATTERN.fullmatch(name) or name == INFO_FILE]
     return found
 
 
-def check_output_dir(output_dir: Path, manifest: dict, overwrite: bool) -> bool:
+def _user_path(operation, path: str):
+    """A tf.io.gfile call on --output_dir: a filesystem that refuses it (no credentials, a
+    bucket that does not exist) is one error line naming the path."""
+    try:
+        return operation(path)
+    except tf.errors.OpError as e:
+        raise cli.UserError(f"--output_dir={path}: {io.first_line(e)}") from None
+
+
+def check_output_dir(output_dir: str, manifest: dict, overwrite: bool) -> bool:
     """Decides between a fresh build and a resume (True), or refuses; writes nothing."""
-    if output_dir.exists() and not output_dir.is_dir():
+    exists = _user_path(tf.io.gfile.exists, output_dir)
+    is_dir = exists and tf.io.gfile.isdir(output_dir)
+    if exists and not is_dir:
         raise cli.UserError(f"--output_dir={output_dir} exists and is not a directory")
-    if overwrite or not output_dir.is_dir() or not any(output_dir.iterdir()):
+    if overwrite or not is_dir or not tf.io.gfile.listdir(output_dir):
         return False
     try:
-        previous = json.loads((output_dir / STATE_DIR / MANIFEST_FILE).read_text())
-    except (OSError, ValueError):
+        previous = io.read_json(io.join(output_dir, STATE_DIR, MANIFEST_FILE))
+    except (tf.errors.OpError, ValueError):
         previous = None
     if previous != manifest:
         raise cli.UserError(f"--output_dir={output_dir} is not empty; pass --overwrite to "
@@ -379,46 +388,66 @@ def check_output_dir(output_dir: Path, manifest: dict, overwrite: bool) -> bool:
     return True
 
 
-def init_output_dir(output_dir: Path, manifest: dict, resuming: bool, learned_vocab: bool,
+def init_output_dir(output_dir: str, manifest: dict, resuming: bool, learned_vocab: bool,
                     log) -> None:
+    state_dir = io.join(output_dir, STATE_DIR)
     if resuming:
-        _clean_partials(output_dir)
+        for path in tf.io.gfile.glob(io.join(state_dir, "*.partial")):
+            tf.io.gfile.remove(path)
         return
     # A fresh build (possibly --overwrite): replace this builder's own files only.
     stale = _our_files(output_dir)
-    if learned_vocab and (output_dir / LEARNED_VOCAB_FILE).exists():
-        stale.append(output_dir / LEARNED_VOCAB_FILE)
+    learned = io.join(output_dir, LEARNED_VOCAB_FILE)
+    if learned_vocab and tf.io.gfile.exists(learned):
+        stale.append(learned)
     for path in stale:
-        path.unlink()
-    if (output_dir / STATE_DIR).is_dir():
-        shutil.rmtree(output_dir / STATE_DIR)
+        tf.io.gfile.remove(path)
+    if tf.io.gfile.isdir(state_dir):
+        tf.io.gfile.rmtree(state_dir)
     if stale:
         log(f"--overwrite: removed {len(stale)} files of an earlier build in {output_dir}")
-    (output_dir / STATE_DIR).mkdir(parents=True, exist_ok=True)
-    io.write_bytes(str(output_dir / STATE_DIR / MANIFEST_FILE),
-                     json.dumps(manifest, indent=1).encode())
+    tf.io.gfile.makedirs(state_dir)
+    io.write_bytes(io.join(state_dir, MANIFEST_FILE), json.dumps(manifest, indent=1).encode())
 
 
-def _clean_partials(output_dir: Path) -> None:
-    for path in (output_dir / STATE_DIR).glob("*.partial"):
-        path.unlink()
+@dataclasses.dataclass
+class BuildPlan:
+    """What a build writes, decided (and the output directory prepared) before any shard is
+    built: the local runner and the Beam pipeline (data_prep/beam_build.py) both execute it."""
+
+    options: BuildOptions
+    corpus: object
+    output_dir: str
+    vocab_file: str
+    vocab: list
+    num_out_files: int
+    tasks: list
+    pending: list
+    start_time: float
 
 
-def build(options: BuildOptions, log=print) -> dict:
-    """Builds (or resumes) the dataset; returns the training split's dataset_info."""
+def plan(options: BuildOptions, log=print) -> BuildPlan:
+    """Validates the options, opens the corpus, decides fresh build or resume (refusing a
+    non-empty output directory of another build), prepares output_dir, learns the vocabulary if
+    asked, and lists the shards still to build."""
     start_time = time.monotonic()
     validate(options)
     corpus = open_corpus(options)
-    output_dir = Path(options.output_dir).absolute()
+    output_dir = _absolute(options.output_dir)
     size_for_default = getattr(corpus, "estimated_bytes", corpus.total_size)
     num_out_files = options.num_out_files or default_num_out_files(size_for_default)
     if options.vocab_file:
-        vocab_file = os.path.abspath(options.vocab_file)
-        if not os.path.isfile(vocab_file):
+        vocab_file = _absolute(options.vocab_file)
+        try:
+            found = tf.io.gfile.exists(vocab_file) and not tf.io.gfile.isdir(vocab_file)
+        except tf.errors.OpError as e:
+            raise cli.UserError(f"--vocab_file={options.vocab_file}: {io.first_line(e)}") \
+                from None
+        if not found:
             raise cli.UserError(f"--vocab_file={options.vocab_file}: no such file")
         vocab_identity = {"sha256": sha256_file(vocab_file)}
     else:
-        vocab_file = str(output_dir / LEARNED_VOCAB_FILE)
+        vocab_file = io.join(output_dir, LEARNED_VOCAB_FILE)
         vocab_identity = {"learn_vocab_size": options.learn_vocab_size}
     manifest = manifest_for(options, corpus, vocab_identity, num_out_files)
     resuming = check_output_dir(output_dir, manifest, options.overwrite)
@@ -429,41 +458,62 @@ def build(options: BuildOptions, log=print) -> dict:
     init_output_dir(output_dir, manifest, resuming, bool(options.learn_vocab_size), log)
 
     if options.learn_vocab_size:
-        if not (resuming and os.path.isfile(vocab_file)):
+        if not (resuming and tf.io.gfile.exists(vocab_file)):
             _learn_vocab(corpus, options, vocab_file, log)
         vocab = load_vocab(vocab_file)
 
     tasks = plan_shards(corpus, num_out_files, options.eval_fraction)
-    pending = [t for t in tasks if not t.final_path(output_dir).exists()]
+    pending = [t for t in tasks if not tf.io.gfile.exists(t.final_path(output_dir))]
     if resuming:
         log(f"resuming in {output_dir}: {len(tasks) - len(pending)} of {len(tasks)} shards "
             f"already complete")
-    processes = min(options.num_processes or default_num_processes(corpus, pending),
-                    max(1, len(pending)))
-    log(f"building {len(pending)} shards from {_describe_source(corpus)} with "
-        f"{processes} process{'es' if processes > 1 else ''} ...")
-    _run_tasks(pending, corpus, vocab_file, options, output_dir, processes)
+    return BuildPlan(options, corpus, output_dir, vocab_file, vocab, num_out_files, tasks,
+                     pending, start_time)
 
-    shard_stats = {t: json.loads(t.state_path(output_dir, ".stats.json").read_text())
-                   for t in tasks}
-    elapsed = time.monotonic() - start_time
+
+def finish(build_plan: BuildPlan, log=print) -> dict:
+    """Writes dataset_info.json (and eval/dataset_info.json) from the shards' statistics and
+    prints the summary; returns the training split's dataset_info."""
+    p = build_plan
+    shard_stats = {t: io.read_json(t.state_path(p.output_dir, ".stats.json")) for t in p.tasks}
     infos = {}
     for split in ("train", "eval"):
-        split_tasks = [t for t in tasks if t.split == split]
+        split_tasks = [t for t in p.tasks if t.split == split]
         if split_tasks:
             infos[split] = _dataset_info(split, [shard_stats[t] for t in split_tasks],
-                                         options, corpus, vocab, vocab_file, num_out_files)
+                                         p.options, p.corpus, p.vocab, p.vocab_file,
+                                         p.num_out_files)
     if "eval" in infos:
         infos["train"]["eval"] = {"dir": EVAL_DIR, **{k: infos["eval"][k] for k in (
             "shards_pattern", "examples", "tokens", "documents")}}
-        io.write_bytes(str(output_dir / EVAL_DIR / INFO_FILE),
-                         json.dumps(infos["eval"], indent=1).encode())
-    io.write_bytes(str(output_dir / INFO_FILE), json.dumps(infos["train"], indent=1).encode())
-    log(summary(infos, output_dir, elapsed))
+        io.write_bytes(io.join(p.output_dir, EVAL_DIR, INFO_FILE),
+                       json.dumps(infos["eval"], indent=1).encode())
+    io.write_bytes(io.join(p.output_dir, INFO_FILE),
+                   json.dumps(infos["train"], indent=1).encode())
+    log(summary(infos, p.output_dir, time.monotonic() - p.start_time))
     return infos["train"]
 
 
-def _describe_source(corpus) -> str:
+def build(options: BuildOptions, log=print) -> dict:
+    """Builds (or resumes) the dataset with local processes; returns the training split's
+    dataset_info."""
+    build_plan = plan(options, log)
+    pending = build_plan.pending
+    processes = min(options.num_processes
+                    or default_num_processes(build_plan.corpus, pending), max(1, len(pending)))
+    log(f"building {len(pending)} shards from {describe_source(build_plan.corpus)} with "
+        f"{processes} process{'es' if processes > 1 else ''} ...")
+    _run_tasks(pending, build_plan.corpus, build_plan.vocab_file, options,
+               build_plan.output_dir, processes)
+    return finish(build_plan, log)
+
+
+def _absolute(path: str) -> str:
+    """A local path made absolute (the manifest and dataset_info name it); URLs unchanged."""
+    return path if "://" in path else os.path.abspath(path)
+
+
+def describe_source(corpus) -> str:
     if isinstance(corpus, sources.TfdsCorpus):
         return f"TFDS {corpus.name}[{corpus.split}] ({corpus.num_examples:,} examples)"
     return f"{len(corpus.files)} file(s), {corpus.total_size / 1e6:,.1f} MB"
@@ -482,7 +532,7 @@ def _learn_vocab(corpus, options: BuildOptions, vocab_file: str, log) -> None:
 
 
 def _run_tasks(pending: list[ShardTask], corpus, vocab_file: str, options: BuildOptions,
-               output_dir: Path, processes: int) -> None:
+               output_dir: str, processes: int) -> None:
     """Builds the pending shards in this process and (processes - 1) spawned workers.
 
     Everyone claims the next shard from a shared counter when ready, so the main process (whose
@@ -564,7 +614,7 @@ def _dataset_info(split: str, stats: list[dict], options: BuildOptions, corpus,
     count = len(stats)
     return {
         "split": split,
-        "shards": [Path(s["shard"]).name for s in stats],
+        "shards": [io.basename(s["shard"]) for s in stats],
         "shards_pattern": f"{SHARD_PREFIX}-*-of-{count:05d}",
         "features": {name: f"int64[{options.max_seq_length}]"
                      for name in ("input_ids", "input_mask", "segment_ids")},
@@ -592,11 +642,12 @@ def _dataset_info(split: str, stats: list[dict], options: BuildOptions, corpus,
     }
 
 
-def summary(infos: dict, output_dir: Path, elapsed: float) -> str:
+def summary(infos: dict, output_dir: str, elapsed: float) -> str:
     train = infos["train"]
     lines = [f"done in {cli.format_duration(elapsed)}: {output_dir}"]
     for split, info in infos.items():
-        where = output_dir / (EVAL_DIR if split == "eval" else "") / info["shards_pattern"]
+        where = io.join(output_dir, *([EVAL_DIR] if split == "eval" else []),
+                        info["shards_pattern"])
         lines.append(
             f"  {split:5s} {info['examples']:,} examples in {len(info['shards'])} shards "
             f"({where}) | {info['documents']:,} documents | {info['tokens']:,} tokens | "
@@ -610,5 +661,5 @@ def summary(infos: dict, output_dir: Path, elapsed: float) -> str:
                  f" {undecodable:,} undecodable bytes replaced")
     lines.append(f"  vocab: {train['vocab_file']} ({train['vocab_size']:,} tokens, sha256 "
                  f"{train['vocab_sha256'][:12]}...)")
-    lines.append(f"  dataset_info: {output_dir / INFO_FILE}")
+    lines.append(f"  dataset_info: {io.join(output_dir, INFO_FILE)}")
     return "\n".join(lines)

@@ -26,15 +26,15 @@ example indices.
 import codecs
 import dataclasses
 import glob
-import io
+import io as stdlib_io
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import BinaryIO
 
+import tensorflow as tf
 from absl import logging
 
-from electra_tf import cli
+from electra_tf import cli, io
 from electra_tf.io import first_line
 
 MAX_LINE_BYTES = 1 << 20
@@ -134,13 +134,16 @@ def _utf8_boundary(raw: bytes) -> int:
 
 
 def _skip_to_line_start(f: BinaryIO, position: int) -> None:
-    """Seeks to the first line start at or after `position` (position > 0)."""
+    """Seeks to the first line start at or after `position` (position > 0), or to the end."""
     f.seek(position - 1)
-    if f.read(1) == b"\n":
-        return
     while True:
-        raw = f.readline(MAX_LINE_BYTES)
-        if not raw or raw.endswith(b"\n"):
+        start = f.tell()
+        chunk = f.read(MIN_CHUNK_BYTES)
+        newline = chunk.find(b"\n")
+        if newline >= 0:
+            f.seek(start + newline + 1)
+            return
+        if not chunk:
             return
 
 
@@ -152,7 +155,7 @@ class FileCorpus:
         self.skipped_binary: list[str] = []
         files, offset = [], 0
         for path in paths:
-            size = os.path.getsize(path)
+            size = tf.io.gfile.stat(path).length
             if _looks_binary(path):
                 logging.warning("skipping %s: it looks like a binary file (NUL bytes)", path)
                 self.skipped_binary.append(path)
@@ -173,7 +176,7 @@ class FileCorpus:
                 "skipped_binary_files": self.skipped_binary}
 
     def fingerprint(self) -> list:
-        return [[f.path, f.size, os.stat(f.path).st_mtime_ns] for f in self.files]
+        return [[f.path, f.size, tf.io.gfile.stat(f.path).mtime_nsec] for f in self.files]
 
     def ranges(self, start: int, stop: int, count: int) -> list[Range]:
         """`count` contiguous byte ranges of about equal size covering [start, stop)."""
@@ -201,7 +204,7 @@ class FileCorpus:
         local_stop = shard.stop - corpus_file.offset
         blanks_separate_docs = self.blanks_separate_docs
         in_document = False
-        with open(corpus_file.path, "rb") as f:
+        with tf.io.gfile.GFile(corpus_file.path, "rb") as f:
             # A document is ours when the separator before it (file start or a blank line)
             # lies in our range; lines before our first separator belong to an earlier shard.
             armed = local_start <= 0
@@ -238,7 +241,7 @@ class FileCorpus:
 
 
 def _looks_binary(path: str) -> bool:
-    with open(path, "rb") as f:
+    with tf.io.gfile.GFile(path, "rb") as f:
         return b"\x00" in f.read(BINARY_SNIFF_BYTES)
 
 
@@ -247,15 +250,21 @@ def resolve_files(corpus_dir: str | None, corpus_files: list[str]) -> list[str]:
     sorted) or --corpus_files (globs, each matched file sorted, in the order of the globs)."""
     paths: list[str] = []
     if corpus_dir:
-        if not os.path.isdir(corpus_dir):
+        if not _gfile(tf.io.gfile.isdir, corpus_dir, "--corpus_dir"):
             raise cli.UserError(f"--corpus_dir={corpus_dir}: no such directory")
-        paths = [str(p) for p in sorted(Path(corpus_dir).iterdir())
-                 if p.is_file() and not p.name.startswith(".")]
+        names = sorted(n.rstrip("/") for n in _gfile(tf.io.gfile.listdir, corpus_dir,
+                                                      "--corpus_dir"))
+        paths = [p for p in (io.join(corpus_dir, n) for n in names if not n.startswith("."))
+                 if not tf.io.gfile.isdir(p)]
         if not paths:
             raise cli.UserError(f"--corpus_dir={corpus_dir}: the directory holds no files")
     for pattern in corpus_files:
-        matches = sorted(p for p in glob.glob(os.path.expanduser(pattern), recursive=True)
-                         if os.path.isfile(p))
+        if "://" not in pattern:
+            pattern = os.path.expanduser(pattern)
+        # Python's glob for local paths (it knows "**"); any other filesystem through gfile.
+        found = (_gfile(tf.io.gfile.glob, pattern, "--corpus_files") if "://" in pattern
+                 else glob.glob(pattern, recursive=True))
+        matches = sorted(p for p in found if not tf.io.gfile.isdir(p))
         if not matches:
             raise cli.UserError(f"--corpus_files: {pattern!r} matches no file")
         paths.extend(matches)
@@ -321,7 +330,7 @@ class TfdsCorpus:
             if isinstance(text, str):
                 text = text.encode("utf-8")
             in_document = False
-            for _, texts, _, whole in _line_blocks(io.BytesIO(text)):
+            for _, texts, _, whole in _line_blocks(stdlib_io.BytesIO(text)):
                 for line in texts:
                     if line:
                         in_document = True
@@ -334,3 +343,11 @@ class TfdsCorpus:
             if progress is not None:
                 progress[0] = i + 1
 
+
+def _gfile(operation, path: str, flag: str):
+    """A tf.io.gfile call on a user path; a filesystem that refuses it (no credentials, a bucket
+    that does not exist) is one error line naming the path."""
+    try:
+        return operation(path)
+    except tf.errors.OpError as e:
+        raise cli.UserError(f"{flag}={path}: {first_line(e)}") from None

@@ -43,8 +43,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from electra_tf import io
 from electra_tf.cli import UserError
 from electra_tf.config import SPECIAL_TOKENS
+from electra_tf.io import first_line
 
 MAX_CHARS_PER_WORD = 200
 SUFFIX_INDICATOR = "##"
@@ -71,13 +73,15 @@ def load_vocab(path: str) -> list[str]:
     Raises UserError naming the file if it is missing or unreadable, if [PAD] is not id 0, if
     one of [UNK], [CLS], [SEP], [MASK] is missing, or if a line is empty or repeated.
     """
+    if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
+        raise UserError(f"vocabulary file not found: {path}")
     try:
-        with open(path, encoding="utf-8") as f:
-            vocab = [line.strip() for line in f]
-    except FileNotFoundError:
-        raise UserError(f"vocabulary file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read vocabulary file {path}: {e}") from None
+        text = io.read_text(path)
+    except (tf.errors.OpError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read vocabulary file {path}: {first_line(e)}") from None
+    # Lines as a text-mode file gives them (universal newlines, no empty last line).
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    vocab = [line.strip() for line in (lines[:-1] if lines[-1] == "" else lines)]
     if not vocab:
         raise UserError(f"vocabulary file is empty: {path}")
     if vocab[0] != "[PAD]":

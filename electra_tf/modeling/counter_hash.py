@@ -95,9 +95,14 @@ def hash_counters(keys, counters):
 
 
 def to_uniform(bits):
-    """uint32 -> float32 uniform in the open interval (0, 1): the top 24 bits plus half a step."""
-    top = ops.cast(ops.right_shift(bits, u32(8)), "float32")
-    return (top + 0.5) * (1.0 / (1 << 24))
+    """uint32 -> float32 uniform strictly inside (0, 1): (k + 0.5) * 2^-23 for k the top 23 bits.
+
+    Every one of these 2^23 values is exact in float32, from 2^-24 to 1 - 2^-24 (so the Gumbel
+    noise -log(-log(u)) stays finite). Midpoints of 24 bits would not be: above 0.5, float32 has
+    only a 2^-24 step, so (2^24 - 1 + 0.5) * 2^-24 rounds to 1.0.
+    """
+    top = ops.cast(ops.right_shift(bits, u32(9)), "float32")
+    return (top + 0.5) * (1.0 / (1 << 23))
 
 
 def iota(shape):

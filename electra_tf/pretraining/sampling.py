@@ -16,13 +16,19 @@ import tensorflow as tf
 from electra_tf.modeling import counter_hash
 
 
+def gumbel_from_bits(bits: tf.Tensor) -> tf.Tensor:
+    """Standard Gumbel noise -log(-log(u)) of uint32 hash bits, u = counter_hash.to_uniform(bits)
+    strictly inside (0, 1), so the noise is finite: from -2.81 (u = 2^-24) to 16.64
+    (u = 1 - 2^-24)."""
+    return -tf.math.log(-tf.math.log(counter_hash.to_uniform(bits)))
+
+
 def _noise_from_keys(keys: tf.Tensor, num_slots: int, vocab_size: int) -> tf.Tensor:
     if num_slots * vocab_size >= 2 ** 31:
         raise ValueError(f"num_slots * vocab_size = {num_slots * vocab_size} overflows int32")
     counters = tf.reshape(tf.range(num_slots * vocab_size, dtype=tf.int32),
                           [num_slots, vocab_size])
-    uniform = counter_hash.to_uniform(counter_hash.hash_counters(keys, counters))
-    return -tf.math.log(-tf.math.log(uniform))
+    return gumbel_from_bits(counter_hash.hash_counters(keys, counters))
 
 
 def gumbel_noise(example_index: tf.Tensor, num_slots: int, vocab_size: int,

@@ -1,6 +1,11 @@
-"""The original TF1 checkpoint layout: names and shapes, size inference, import parity against
-an independent NumPy forward pass, round trip, converter CLI and bad input."""
+"""The original TF1 checkpoint layout (docs/RECIPE.md "Checkpoint variable names"): names and
+shapes, size inference, import parity against an independent NumPy forward pass, round trip,
+converter CLI and bad input; and a release-like checkpoint written by TensorFlow's own TF1
+machinery (tf.compat.v1 variables saved by tf.compat.v1.train.Saver, global_step 4,000,000, no
+Adam slots) imported for fine-tuning, for continued pre-training through the application, and
+against the NumPy forward pass."""
 
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -16,7 +21,11 @@ from electra_tf.cli import UserError
 from electra_tf.config import ModelConfig, model_preset
 from electra_tf.convert_checkpoint import convert_from_tf1, convert_to_tf1
 from electra_tf.finetune.model import SequenceModel
+from electra_tf.pretraining import app
+from electra_tf.pretraining.options import PretrainOptions
 from tests.electra_tf.checkpoint_io import numpy_electra
+from tests.electra_tf.modeling.test_variable_names import expected_tower
+from tests.electra_tf.training.helpers import write_shards, write_vocab
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__)))))
@@ -200,3 +209,149 @@ def test_converter_cli(tf1_checkpoint, tmp_path):
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "Traceback" not in bad.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# A checkpoint written by TensorFlow's own TF1 machinery (graph, variable scopes, Saver), with
+# the released layout of docs/RECIPE.md "Checkpoint variable names": global_step 4,000,000 and
+# no Adam slots, as in the released files. Nothing of the project writes it.
+
+SAVER_SIZES = dict(vocab_size=60, embedding_size=16, hidden_size=128, num_hidden_layers=2,
+                   num_attention_heads=2, intermediate_size=96, max_position_embeddings=512)
+SAVER_GENERATOR = dict(hidden_size=32, num_attention_heads=1, intermediate_size=128,
+                       num_hidden_layers=2)
+RELEASED_STEP = 4_000_000
+
+
+def _released_shapes():
+    """The recipe's name list written out by hand: both towers (the generator 32 wide, FFN 4 x
+    32, one 64-wide head at most), the shared embeddings once, both heads."""
+    shapes = expected_tower("electra", 60, 16, 128, 2, 96, 512, with_embeddings=True)
+    shapes.update(expected_tower("generator", 60, 16, 32, 2, 128, 512, with_embeddings=False))
+    shapes.update({
+        "generator_predictions/dense/kernel": (32, 16),
+        "generator_predictions/dense/bias": (16,),
+        "generator_predictions/LayerNorm/gamma": (16,),
+        "generator_predictions/LayerNorm/beta": (16,),
+        "generator_predictions/output_bias": (60,),
+        "discriminator_predictions/dense/kernel": (128, 128),
+        "discriminator_predictions/dense/bias": (128,),
+        "discriminator_predictions/dense_1/kernel": (128, 1),
+        "discriminator_predictions/dense_1/bias": (1,),
+    })
+    return shapes
+
+
+@pytest.fixture(scope="module")
+def saver_checkpoint(tmp_path_factory):
+    """(prefix, weights) of a checkpoint saved by tf.compat.v1.train.Saver in graph mode."""
+    directory = str(tmp_path_factory.mktemp("released"))
+    weights = numpy_electra.random_weights(_released_shapes(), seed=5)
+    graph = tf.compat.v1.Graph()
+    with graph.as_default():
+        for name, value in weights.items():
+            *scopes, leaf = name.split("/")
+            with contextlib.ExitStack() as stack:
+                for scope in scopes:
+                    stack.enter_context(tf.compat.v1.variable_scope(scope))
+                tf.compat.v1.get_variable(
+                    leaf, shape=value.shape, dtype=tf.float32,
+                    initializer=tf.compat.v1.constant_initializer(value))
+        global_step = tf.compat.v1.train.get_or_create_global_step()
+        set_step = global_step.assign(RELEASED_STEP)
+        saver = tf.compat.v1.train.Saver()
+        with tf.compat.v1.Session(graph=graph) as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            session.run(set_step)
+            prefix = saver.save(session, os.path.join(directory, "model.ckpt"),
+                                global_step=global_step)
+    # What the file holds, read back with TensorFlow's reader: exactly the released names.
+    listed = dict(tf.train.list_variables(prefix))
+    assert prefix.endswith(f"model.ckpt-{RELEASED_STEP}")
+    assert tf.train.load_checkpoint(prefix).get_tensor("global_step") == RELEASED_STEP
+    assert {n: tuple(s) for n, s in listed.items() if n != "global_step"} == _released_shapes()
+    assert not any("adam" in name for name in listed)
+    return prefix, weights
+
+
+def _tf1_value(weights, path):
+    """The checkpoint value whose TF1 name ends the Keras variable path."""
+    names = [n for n in weights if path.split(":")[0].endswith("/" + n) or path == n]
+    assert len(names) == 1, (path, names)
+    return weights[names[0]]
+
+
+def test_tf1_saver_checkpoint_imports_for_finetuning(saver_checkpoint):
+    prefix, weights = saver_checkpoint
+    assert checkpoint_io.identify(prefix) == checkpoint_io.TF1
+    for path in (prefix, os.path.dirname(prefix)):  # a prefix, or the directory of the release
+        config = checkpoint_io.model_config_of(path)
+        assert {k: getattr(config, k) for k in SAVER_SIZES} == SAVER_SIZES
+        assert {k: getattr(config.generator(), k) for k in SAVER_GENERATOR} == SAVER_GENERATOR
+
+    task = SequenceModel(config, num_labels=3)
+    head_before = [v.numpy() for v in task.head.variables]
+    checkpoint_io.restore_discriminator(task.backbone, os.path.dirname(prefix))
+    assert len(task.backbone.variables) == sum(n.startswith("electra/") for n in weights)
+    for variable in task.backbone.variables:
+        np.testing.assert_array_equal(variable.numpy(), _tf1_value(weights, variable.path),
+                                      err_msg=variable.path)
+    for before, after in zip(head_before, task.head.variables):
+        np.testing.assert_array_equal(before, after.numpy())
+
+    opened = checkpoint_io.open_checkpoint(prefix)
+    assert opened.task is None and opened.config == config
+    assert len(opened.model.variables) == len(weights)
+    for variable in opened.model.variables:
+        np.testing.assert_array_equal(variable.numpy(), _tf1_value(weights, variable.path),
+                                      err_msg=variable.path)
+
+
+def test_tf1_saver_checkpoint_matches_numpy_forward_pass(saver_checkpoint):
+    prefix, weights = saver_checkpoint
+    model = checkpoint_io.open_checkpoint(prefix).model
+    ids, mask, segments = _features(vocab=60, length=16, seed=4)
+    features = {"input_ids": tf.constant(ids, tf.int32), "input_mask": tf.constant(mask, tf.int32),
+                "segment_ids": tf.constant(segments, tf.int32)}
+    w64 = {name: value.astype(np.float64) for name, value in weights.items()}
+    disc = model.discriminator_head(model.discriminator(features)).numpy()
+    gen = model.generator_head(model.generator(features),
+                               model.embeddings.word_embeddings).numpy()
+    want_disc = numpy_electra.discriminator_logits(w64, ids, mask, segments, num_heads=2)
+    want_gen = numpy_electra.generator_logits(w64, ids, mask, segments, num_heads=1)
+    real = mask.astype(bool)
+    disc_diff = np.abs(disc - want_disc)[real].max()
+    gen_diff = np.abs(gen - want_gen)[real].max()
+    print(f"Saver checkpoint parity: discriminator max |diff| {disc_diff:.2e}, generator "
+          f"{gen_diff:.2e}")
+    assert disc_diff <= 1e-5 and gen_diff <= 1e-5, (disc_diff, gen_diff)
+    assert want_disc[real].std() > 0.1 and want_gen[real].std() > 0.1
+
+
+def test_continued_pretraining_from_a_release_starts_at_step_zero(saver_checkpoint, tmp_path):
+    """--init_checkpoint of a release: weights only. The run counts its own steps from 0 and its
+    schedule is its own (the release's global_step 4,000,000 is not read): with
+    num_train_steps=2 and no warmup, lr is peak at step 0 and peak / 2 at step 1, so the weights
+    move (a schedule at step 4,000,000 of 2 would be 0 and move nothing)."""
+    prefix, weights = saver_checkpoint
+    peak = 1e-3
+    options = PretrainOptions(
+        train_files=write_shards(str(tmp_path / "train"), num_files=1, examples_per_file=32,
+                                 seq_length=16, vocab_size=60),
+        vocab_file=write_vocab(str(tmp_path / "vocab.txt"), vocab_size=60),
+        model_dir=str(tmp_path / "model"), init_checkpoint=prefix, model_size="demo",
+        hidden_size=128, embedding_size=16, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=96, generator_hidden_size=0.25, max_seq_length=16,
+        train_batch_size=8, num_train_steps=2, learning_rate=peak, num_warmup_steps=0,
+        steps_per_loop=2, save_checkpoints_steps=2)
+    result = app.run(options)
+    assert result.step == 2
+    trained = checkpoint_io.open_checkpoint(options.model_dir).model
+    moved = []
+    for variable in trained.variables:
+        delta = np.abs(variable.numpy() - _tf1_value(weights, variable.path)).max()
+        # AdamW without bias correction moves a weight by at most about lr * 3.2 at step 0 and
+        # lr * 6 at step 1 (m / sqrt(v) of one or two gradients), plus weight decay.
+        assert delta <= 10 * peak, (variable.path, delta)
+        moved.append(delta > 0)
+    assert np.mean(moved) > 0.9

@@ -67,3 +67,27 @@ def test_hash_matches_python_reference_and_is_uniform():
     counts = np.histogram(uniform, bins=20, range=(0, 1))[0]
     expected = uniform.size / 20
     assert (((counts - expected) ** 2) / expected).sum() < 50  # 19 dof: P(> 50) ~ 1e-4
+
+
+def test_uniform_and_gumbel_noise_are_finite_at_every_bit_pattern():
+    # The rule (counter_hash.to_uniform's docstring): u = (k + 0.5) * 2^-23, k the top 23 bits.
+    # The extreme patterns first: u must stay strictly inside (0, 1), where 24-bit midpoints
+    # rounded the top one to exactly 1.0 in float32 and made the noise +inf.
+    extremes = counter_hash.to_uniform(tf.constant([0, 0xFFFFFFFF], tf.uint32)).numpy()
+    assert extremes.dtype == np.float32
+    np.testing.assert_array_equal(extremes.astype(np.float64), [2.0 ** -24, 1 - 2.0 ** -24])
+    noise = sampling.gumbel_from_bits(tf.constant([0, 0xFFFFFFFF], tf.uint32)).numpy()
+    np.testing.assert_allclose(noise, [-np.log(24 * np.log(2)), -np.log(-np.log1p(-2.0 ** -24))],
+                               rtol=1e-5)  # -2.8118 and 16.6355
+    # Then every top-24-bit pattern, with its low bits all ones and all zeros.
+    # The exact values also say the distribution is uniform: each of the 2^23 values of u comes
+    # from exactly 2^9 of the 2^32 patterns, and their mean is exactly 1/2.
+    step = 1 << 22
+    for start in range(0, 1 << 24, step):
+        top = np.arange(start, start + step, dtype=np.uint64)
+        for low in (0, 0xFF):
+            bits = tf.constant(((top << 8) | low).astype(np.uint32))
+            u = counter_hash.to_uniform(bits).numpy().astype(np.float64)
+            np.testing.assert_array_equal(u, ((top >> 1) + 0.5) * 2.0 ** -23)
+            assert u.min() > 0 and u.max() < 1
+            assert np.isfinite(sampling.gumbel_from_bits(bits).numpy()).all()

@@ -8,7 +8,7 @@ classification/regression, tagging and SQuAD fine-tuning; docs/RECIPE.md "Fine-t
 
 from absl import flags
 
-from electra_tf import cli
+from electra_tf import cli  # first: TensorFlow imported with its start-up notices filtered
 from electra_tf.finetune import flags as finetune_flags
 from electra_tf.finetune import registry, runner
 

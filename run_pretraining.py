@@ -10,7 +10,7 @@ See electra_tf/pretraining/flags.py (or --helpfull) for every flag.
 
 from absl import logging
 
-from electra_tf import cli
+from electra_tf import cli  # first: TensorFlow imported with its start-up notices filtered
 from electra_tf.pretraining import app, flags
 
 

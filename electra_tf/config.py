@@ -43,14 +43,19 @@ class ModelConfig:
     # Generator width and depth as fractions of the discriminator's (recipe: generator_layers=1.0).
     generator_hidden_size: float = 0.25
     generator_layers: float = 1.0
+    # The generator's attention heads; 0 (the default, so config.json files without the field
+    # load as before): the recipe's max(1, generator hidden // 64). A Hugging Face generator
+    # (ElectraForMaskedLM) records its own count, which need not follow that rule.
+    generator_num_attention_heads: int = 0
 
     def generator(self) -> "ModelConfig":
-        """The generator tower's sizes: hidden scaled by generator_hidden_size, 64-wide heads."""
+        """The generator tower's sizes: hidden scaled by generator_hidden_size, FFN 4h, heads
+        generator_num_attention_heads (default: 64-wide heads)."""
         hidden = max(1, int(round(self.hidden_size * self.generator_hidden_size)))
         return dataclasses.replace(
             self,
             hidden_size=hidden,
-            num_attention_heads=max(1, hidden // 64),
+            num_attention_heads=self.generator_num_attention_heads or max(1, hidden // 64),
             intermediate_size=4 * hidden,
             num_hidden_layers=max(1, int(round(self.num_hidden_layers * self.generator_layers))),
         )
@@ -61,6 +66,12 @@ class ModelConfig:
             raise ValueError(
                 f"hidden_size={self.hidden_size} is not a multiple of "
                 f"num_attention_heads={self.num_attention_heads}")
+        generator = self.generator()
+        if self.generator_num_attention_heads < 0 or (
+                generator.hidden_size % generator.num_attention_heads):
+            raise ValueError(
+                f"the generator's hidden size {generator.hidden_size} is not a multiple of "
+                f"generator_num_attention_heads={self.generator_num_attention_heads}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

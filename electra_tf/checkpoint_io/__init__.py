@@ -9,7 +9,10 @@ export and the converter, a fine-tuned `--model_dir`) comes here. A path is a mo
 - `FINETUNING`: one whose "model" is a task model (a discriminator `backbone` plus a head), with
   `config.json` and `finetune_task.json` (whose "kind" names the registered task kind that
   rebuilds it) beside it;
-- `TF1`: a name-based checkpoint in the reference layout (tf1.py), sizes read from its shapes.
+- `TF1`: a name-based checkpoint in the reference layout (tf1.py), sizes read from its shapes;
+- `HF`: a Hugging Face model directory (config.json + model.safetensors or tf_model.h5; hf.py),
+  or two of them separated by a comma (a discriminator or encoder, and an ElectraForMaskedLM
+  generator), sizes read from config.json. The "prefix" of such a checkpoint is the path itself.
 
 Weights only: optimizer slots, step and input position in a checkpoint are never restored here
 (resuming a run is the Trainer's job), so continued pre-training and fine-tuning start from the
@@ -20,10 +23,11 @@ import dataclasses
 
 import keras
 import tensorflow as tf
+from absl import logging
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from electra_tf import io
-from electra_tf.checkpoint_io import tf1
+from electra_tf.checkpoint_io import hf, tf1
 from electra_tf.cli import UserError
 from electra_tf.config import (
     CONFIG_FILE,
@@ -36,7 +40,7 @@ from electra_tf.finetune import registry, tasks
 from electra_tf.io import first_line
 from electra_tf.pretraining.objective import ElectraPretrainer
 
-PRETRAINING, FINETUNING, TF1 = "pretraining", "finetuning", "tf1"
+PRETRAINING, FINETUNING, TF1, HF = "pretraining", "finetuning", "tf1", "hf"
 # The attribute under which each kind of our checkpoints keeps the discriminator.
 _DISCRIMINATOR_ATTRIBUTE = {PRETRAINING: "discriminator", FINETUNING: "backbone"}
 
@@ -53,6 +57,8 @@ class Opened:
 
     @property
     def directory(self) -> str:
+        if hf.is_hf(self.prefix):
+            return hf.split_paths(self.prefix)[0]
         return io.dirname(self.prefix)
 
     @property
@@ -78,7 +84,11 @@ class Opened:
 
 
 def resolve_prefix(path: str, flag: str = "--init_checkpoint") -> str:
-    """The checkpoint prefix of a prefix or of a directory holding checkpoints (its latest)."""
+    """The checkpoint prefix of a prefix or of a directory holding checkpoints (its latest); an
+    HF model directory (or a comma-separated pair) is its own prefix."""
+    if hf.is_hf(path):
+        hf.check_paths(path, flag)
+        return path
     if tf.io.gfile.isdir(path):
         latest = tf.train.latest_checkpoint(path)
         if not latest:
@@ -102,8 +112,10 @@ def _model_children(prefix: str) -> set:
 
 
 def identify(prefix: str) -> str | None:
-    """PRETRAINING, FINETUNING or TF1 by what the checkpoint holds; None when it holds no
+    """PRETRAINING, FINETUNING, TF1 or HF by what the checkpoint holds; None when it holds no
     ELECTRA model."""
+    if hf.is_hf(prefix):
+        return HF
     if tf1.is_tf1_checkpoint(prefix):
         return TF1
     children = _model_children(prefix)
@@ -120,7 +132,16 @@ def _load_config(path: str) -> ModelConfig:
 
 def model_config_of(path: str, flag: str = "--init_checkpoint") -> ModelConfig | None:
     """The sizes of the model in a checkpoint: its config.json, or for a TF1 release the sizes
-    its variable shapes imply; None when neither is available."""
+    its variable shapes imply, for an HF directory the sizes its config.json gives; None when
+    none is available."""
+    if hf.is_hf(path):
+        hf.check_paths(path, flag)
+        config = hf.import_dirs(path, flag).config
+        if config is None:
+            raise UserError(f"{flag}={path}: an ElectraForMaskedLM (generator) alone gives no "
+                            "discriminator sizes; pass its ElectraForPreTraining directory too "
+                            "(DISC_DIR,GEN_DIR)")
+        return config
     directory = path if tf.io.gfile.isdir(path) else io.dirname(path)
     config_path = io.join(directory, CONFIG_FILE)
     if tf.io.gfile.exists(config_path):
@@ -157,12 +178,30 @@ def _restore_object(model, prefix: str, path: str, flag: str) -> str:
 def restore_weights(model: keras.Model, path: str, flag: str = "--init_checkpoint") -> str:
     """Loads the weights of a checkpoint written by the Trainer (whose "model" has the layout of
     `model`, built), or of a TF1 release into an ElectraPretrainer; returns the prefix. A
-    checkpoint of another architecture is a UserError."""
+    checkpoint of another architecture is a UserError. From HF directories, the parts they hold
+    (an encoder into the discriminator, its head, a generator and its head) are loaded and the
+    others keep their initial values."""
     prefix = resolve_prefix(path, flag)
+    if hf.is_hf(prefix):
+        _restore_hf(model, prefix, flag)
+        return prefix
     if tf1.is_tf1_checkpoint(prefix):
         tf1.restore_tf1(model, prefix)
         return prefix
     return _restore_object(model, prefix, path, flag)
+
+
+def _restore_hf(model, path: str, flag: str, discriminator_only: bool = False) -> None:
+    imported = hf.import_dirs(path, flag)
+    if discriminator_only:
+        if imported.config is None:
+            raise UserError(f"{flag}={path}: an ElectraForMaskedLM holds a generator, not the "
+                            "discriminator or encoder that fine-tuning starts from")
+        imported.values = {n: v for n, v in imported.values.items()
+                           if n.startswith("electra/")}
+    for note in imported.notes:  # what was left out, and which embeddings were used
+        (logging.warning if "differ" in note else logging.info)("%s", note)
+    hf.assign(model, imported, path, flag)
 
 
 def restore_discriminator(backbone: keras.Model, path: str,
@@ -175,6 +214,9 @@ def restore_discriminator(backbone: keras.Model, path: str,
     """
     prefix = resolve_prefix(path, flag)
     kind = identify(prefix)
+    if kind == HF:
+        _restore_hf(backbone, prefix, flag, discriminator_only=True)
+        return prefix
     if kind == TF1:
         tf1.restore_tf1(backbone, prefix)
         return prefix
@@ -193,6 +235,11 @@ def open_checkpoint(path: str, flag: str = "--checkpoint") -> Opened:
     Build it under the strategy scope and dtype policy it will run with.
     """
     prefix = resolve_prefix(path, flag)
+    if hf.is_hf(prefix):
+        config = model_config_of(prefix, flag)
+        model = build_pretrainer(config)
+        _restore_hf(model, prefix, flag)
+        return Opened(config, model, prefix)
     if tf1.is_tf1_checkpoint(prefix):
         config = tf1.infer_config(tf1.checkpoint_shapes(prefix))
         model = build_pretrainer(config)

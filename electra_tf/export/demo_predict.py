@@ -9,13 +9,15 @@ replaced probability, marking the swapped word and the token the model finds mos
     python -m electra_tf.export.demo_predict --export_dir=demo_out/serving
 """
 
+# First: imports TensorFlow with its C++ start-up notices filtered out (electra_tf/cli.py).
+from electra_tf import cli  # isort: skip
+
+# isort: split
 import os
 
 import tensorflow as tf
 import tensorflow_text  # noqa: F401 (registers the tokenizer's ops for the loaded graph)
 from absl import flags
-
-from electra_tf import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("export_dir", None, "Directory of integer SavedModel versions (the newest "

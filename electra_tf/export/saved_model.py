@@ -7,30 +7,86 @@ discriminator's and the generator's in electra_tf/serving.py; each fine-tuning t
 its own) and writes `export_dir/<version>/`, the integer version directory TF Serving's
 model_base_path expects, atomically: the SavedModel is written under a hidden temporary name and
 renamed into place, so a server polling export_dir never loads a half-written version.
+
+A fine-tuned model is served with the tokenizer it was fine-tuned with, read from its
+finetune_task.json (vocab_file, do_lower_case, strip_accents): a flag that contradicts the
+record is an error, and so is a recorded vocabulary whose sha256 no longer matches the one
+recorded at fine-tuning; a --vocab_file given on purpose needs only the model's size.
 """
 
+import hashlib
 import os
 import shutil
+import sys
 import tempfile
 
 import tensorflow as tf
 
-from electra_tf import checkpoint_io, serving, tokenization
+from electra_tf import checkpoint_io, io, serving, tokenization
 from electra_tf.cli import UserError
 from electra_tf.config import ObjectiveConfig
-from electra_tf.finetune import registry
+from electra_tf.finetune import registry, tasks
 
 # The --head values: the pre-trained model's two heads and one per registered task kind.
 HEADS = ("auto", "discriminator", "generator", *(kind.head for kind in registry.KINDS.values()))
 
 
-def build_serving_module(opened: checkpoint_io.Opened, vocab_file: str, head: str = "auto",
-                         max_seq_length: int | None = None, top_k: int = 5,
-                         do_lower_case: bool = True) -> serving.ServingModule:
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tokenizer_settings(opened: checkpoint_io.Opened, vocab_file: str | None,
+                       do_lower_case: bool | None, strip_accents: bool | None
+                       ) -> tuple[str, bool, bool]:
+    """(vocab file, do_lower_case, strip_accents) to serve `opened` with; None = unset flag.
+
+    A fine-tuned model: its recorded settings, a contradicting flag being a UserError. A
+    pre-trained one: --vocab_file is required, lower-casing defaults to on, accents are
+    stripped when lower-casing.
+    """
+    if opened.task is None or not opened.directory:
+        if not vocab_file:
+            raise UserError("--vocab_file is required for a pre-training checkpoint")
+        lower = True if do_lower_case is None else do_lower_case
+        return vocab_file, lower, lower if strip_accents is None else strip_accents
+    record = opened.task
+    where = io.join(opened.directory, tasks.TASK_FILE)
+    settings = {}
+    for name, value in (("do_lower_case", do_lower_case), ("strip_accents", strip_accents)):
+        recorded = record.get(name, record.get("do_lower_case", True))
+        if value is not None and bool(value) != bool(recorded):
+            raise UserError(f"--{name}={value} contradicts {name}={recorded} recorded in "
+                            f"{where}; leave --{name} unset to use the recorded setting")
+        settings[name] = bool(recorded)
+    recorded_sha = record.get("vocab_sha256")
+    if vocab_file:
+        if recorded_sha and sha256_file(vocab_file) != recorded_sha:
+            print(f"warning: --vocab_file={vocab_file} is not the fine-tuning vocabulary "
+                  f"(sha256 differs from {where}); serving it as given", file=sys.stderr)
+    else:
+        vocab_file = io.join(opened.directory, record.get("vocab_file", "vocab.txt"))
+        if not os.path.isfile(vocab_file):
+            raise UserError(f"{vocab_file} (recorded in {where}) not found; pass --vocab_file")
+        if recorded_sha and sha256_file(vocab_file) != recorded_sha:
+            raise UserError(f"{vocab_file}: sha256 differs from the vocabulary recorded in "
+                            f"{where}; pass the fine-tuning vocabulary as --vocab_file")
+    return vocab_file, settings["do_lower_case"], settings["strip_accents"]
+
+
+def build_serving_module(opened: checkpoint_io.Opened, vocab_file: str | None = None,
+                         head: str = "auto", max_seq_length: int | None = None, top_k: int = 5,
+                         do_lower_case: bool | None = None,
+                         strip_accents: bool | None = None) -> serving.ServingModule:
     """The tf.Module whose signatures serve `opened` (UserError on inconsistent flags)."""
     config = opened.config
+    vocab_file, do_lower_case, strip_accents = tokenizer_settings(
+        opened, vocab_file, do_lower_case, strip_accents)
     tokenizer = tokenization.Tokenizer(vocab_file, do_lower_case=do_lower_case,
-                                       strip_accents=do_lower_case)
+                                       strip_accents=strip_accents)
     if tokenizer.vocab_size != config.vocab_size:
         raise UserError(f"--vocab_file={vocab_file} has {tokenizer.vocab_size} tokens but the "
                         f"checkpoint's embedding table has {config.vocab_size} rows")
@@ -107,15 +163,15 @@ def save(module: serving.ServingModule, export_dir: str, version: int | None = N
     return target
 
 
-def export_saved_model(checkpoint: str, vocab_file: str, export_dir: str, *,
+def export_saved_model(checkpoint: str, vocab_file: str | None, export_dir: str, *,
                        head: str = "auto", max_seq_length: int | None = None, top_k: int = 5,
-                       do_lower_case: bool = True, version: int | None = None,
-                       overwrite: bool = False) -> str:
+                       do_lower_case: bool | None = None, strip_accents: bool | None = None,
+                       version: int | None = None, overwrite: bool = False) -> str:
     """checkpoint -> export_dir/<version>/ with the serving signatures; returns that path."""
     if version is not None:
         # Checked before the (slow) model build as well as in save().
         _refuse_existing(os.path.join(export_dir, str(version)), overwrite)
     opened = checkpoint_io.open_checkpoint(checkpoint)
     module = build_serving_module(opened, vocab_file, head, max_seq_length, top_k,
-                                  do_lower_case)
+                                  do_lower_case, strip_accents)
     return save(module, export_dir, version, overwrite)

@@ -3,7 +3,9 @@
 One token per line with whitespace-separated columns (`--token_column`, `--tag_column`, counted
 from 0, negative from the end), a blank line between sentences, `-DOCSTART-` lines skipped.
 Every line of a file has the column count of its first token line; a line that does not is an
-error naming the file and line. Tags are discovered from the training file; scoring is span F1.
+error naming the file and line. Tags are discovered from the training file; scoring is span F1
+as conlleval computes it (metrics.py). `--task=chunking` is the same task at the reference's
+chunking length, 256 WordPieces.
 """
 
 
@@ -86,12 +88,21 @@ def _single_column(path: str) -> bool:
     return False
 
 
-def _make(options) -> tasks.TaggingTask:
+def _make(name: str, options) -> tasks.TaggingTask:
     reader = ConllReader(
         {"train": options.train_file, "dev": options.dev_file, "test": options.test_file},
         options.token_column, options.tag_column)
-    return tasks.TaggingTask("tagging", reader)
+    return tasks.TaggingTask(name, reader)
 
 
-TASKS = (TaskName("tagging", _make, "word tagging (NER, chunking) from CoNLL files, span F1; "
-                  "tags found in --train_file"),)
+# The reference fine-tunes chunking (CoNLL-2000) at length 256; other tagging at 128.
+CHUNKING_MAX_SEQ_LENGTH = 256
+TASKS = (
+    TaskName("tagging", lambda options: _make("tagging", options),
+             "word tagging (NER, ...) from CoNLL files, conlleval span F1; tags found in "
+             "--train_file"),
+    TaskName("chunking", lambda options: _make("chunking", options),
+             "chunking (CoNLL-2000 style) from CoNLL files at length 256 as the reference, "
+             "conlleval span F1; tags found in --train_file",
+             max_seq_length=CHUNKING_MAX_SEQ_LENGTH),
+)

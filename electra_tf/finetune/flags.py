@@ -20,7 +20,8 @@ D = options_lib.FinetuneOptions  # the defaults
 flags.DEFINE_string(
     "task", D.task,
     "Task to fine-tune: a GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte), "
-    "classification, regression or tagging.")
+    "classification, regression, tagging, chunking (tagging at length 256), squad (2.0) or "
+    "squadv1; --list_tasks describes them.")
 flags.DEFINE_string(
     "data_dir", D.data_dir,
     "GLUE tasks: directory of the original GLUE TSV files (the task's directory, e.g. "
@@ -88,8 +89,8 @@ flags.DEFINE_integer(
     "eval_batch_size", D.eval_batch_size, "Global evaluation/prediction batch size.")
 flags.DEFINE_integer(
     "max_seq_length", D.max_seq_length,
-    "WordPieces per example, [CLS] and [SEP] included (unset: 512 for squad/squadv1, 128 for "
-    "the other tasks).")
+    "WordPieces per example, [CLS] and [SEP] included (unset: 512 for squad/squadv1, 256 for "
+    "chunking, 128 for the other tasks).")
 
 # Runs.
 flags.DEFINE_bool("do_train", D.do_train, "Fine-tune on the training split.")

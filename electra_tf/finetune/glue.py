@@ -1,10 +1,12 @@
 """The GLUE tasks the ELECTRA recipe fine-tunes on, read from TFDS or from GLUE's TSV files.
 
-cola, sst2, mrpc, stsb (regression), qqp, mnli (matched and mismatched dev/test), qnli, rte.
-With `--data_dir` the original GLUE files are read (the directory of one task, e.g. glue_data/RTE,
-or the glue_data directory holding them all); without it the TFDS `glue/<task>` data set (in
-`--tfds_data_dir`). Labels are GLUE's strings whatever the source, so predictions TSVs are in
-GLUE's submission format and a model trained from one source evaluates on the other.
+cola, sst2, mrpc, stsb (regression), qqp, mnli (matched and mismatched dev/test), qnli, rte. With
+`--data_dir` the original GLUE files are read (the directory of one task, e.g. glue_data/RTE, or the
+glue_data directory holding them all); without it the TFDS `glue/<task>` data set (in
+`--tfds_data_dir`). As in the reference, MRPC and STS-B train on both sentence orders (each training
+pair again with A and B swapped; dev and test as they are) and STS-B regresses the score divided by
+5 (reported on GLUE's 0-5 scale). Labels are GLUE's strings whatever the source, so predictions TSVs
+are in GLUE's submission format and a model trained from one source evaluates on the other.
 """
 
 import csv
@@ -41,6 +43,8 @@ class GlueSpec:
     eval_splits: tuple = ("dev",)
     test_splits: tuple = ("test",)
     skip_malformed: bool = False       # QQP's train file has rows with missing fields
+    double_unordered: bool = False     # train on both orders of each pair (MRPC, STS-B)
+    label_scale: float = 1.0           # regression targets are divided by this (STS-B: 5)
 
 
 SPECS = {spec.name: spec for spec in (
@@ -50,10 +54,10 @@ SPECS = {spec.name: spec for spec in (
              tfds_text=("sentence",)),
     GlueSpec("mrpc", "MRPC", BINARY, text_a="#1 String", text_b="#2 String", label="Quality",
              tfds_text=("sentence1", "sentence2"), metric_names=("accuracy", "f1"),
-             primary_metric="f1"),
+             primary_metric="f1", double_unordered=True),
     GlueSpec("stsb", "STS-B", None, text_a="sentence1", text_b="sentence2", label="score",
              tfds_text=("sentence1", "sentence2"), metric_names=("pearson", "spearman"),
-             primary_metric="spearman", epochs=10.0),
+             primary_metric="spearman", epochs=10.0, double_unordered=True, label_scale=5.0),
     GlueSpec("qqp", "QQP", BINARY, text_a="question1", text_b="question2", label="is_duplicate",
              test_index="id", tfds_text=("question1", "question2"),
              metric_names=("accuracy", "f1"), primary_metric="f1", skip_malformed=True),
@@ -210,15 +214,42 @@ class GlueTfdsReader:
         return str(value) if self.spec.labels == BINARY else names[value]
 
 
+class DoubledTraining:
+    """The reference's double_unordered: the training split gets every pair a second time with
+    its two sentences swapped (right after the original); other splits are read as they are."""
+
+    def __init__(self, reader):
+        self.reader = reader
+
+    def has_split(self, split: str) -> bool:
+        return self.reader.has_split(split)
+
+    def read(self, split: str) -> list:
+        examples = self.reader.read(split)
+        if split != "train":
+            return examples
+        doubled = []
+        for example in examples:
+            doubled.append(example)
+            if example.text_b is not None:
+                doubled.append(dataclasses.replace(
+                    example, guid=f"{example.guid}-swapped", text_a=example.text_b,
+                    text_b=example.text_a))
+        return doubled
+
+
 def make_task(spec: GlueSpec, options) -> tasks.SequenceTask:
     if options.data_dir:
         reader = GlueTsvReader(spec, options.data_dir)
     else:
         reader = GlueTfdsReader(spec, options.tfds_data_dir)
+    if spec.double_unordered:
+        reader = DoubledTraining(reader)
     return tasks.SequenceTask(
         spec.name, reader, regression=spec.labels is None, labels=spec.labels,
         metric_names=spec.metric_names, primary_metric=spec.primary_metric,
-        default_epochs=spec.epochs, eval_splits=spec.eval_splits, test_splits=spec.test_splits)
+        default_epochs=spec.epochs, eval_splits=spec.eval_splits, test_splits=spec.test_splits,
+        label_scale=spec.label_scale)
 
 
 def _description(spec: GlueSpec) -> str:

@@ -1,9 +1,12 @@
 """The metrics GLUE and CoNLL report for the fine-tuning tasks of the ELECTRA recipe.
 
 Accuracy, F1 (MRPC and QQP: F1 of the positive class), Matthews correlation (CoLA), Pearson and
-Spearman correlation (STS-B) and span-level precision/recall/F1 of tagged chunks (conlleval's
-chunk rules, so IOB1, IOB2/BIO and IOBES tags all work). Plain NumPy: the project does not depend
-on scikit-learn or SciPy.
+Spearman correlation (STS-B) and span-level precision/recall/F1 of tagged chunks as the standard
+`conlleval` script computes them (its chunk start/end rules and its one-pass counting, so IOB1,
+IOB2/BIO and IOBES tags, chunks opened by I- and chunks cut by a type change score as conlleval
+scores them). The rules are those of the standard conlleval.pl, which knows B, I, E and O but has no
+rule for S: with IOBES tags two adjacent same-type chunks "S-X S-X" or "E-X B-X" are one chunk for
+conlleval, and so they are here. Plain NumPy: the project does not depend on scikit-learn or SciPy.
 """
 
 from collections.abc import Sequence
@@ -85,31 +88,31 @@ def spearman(labels: Sequence[float], predictions: Sequence[float]) -> float:
 
 
 def _split_tag(tag: str) -> tuple[str, str]:
-    """'B-PER' -> ('B', 'PER'); 'O' -> ('O', ''); a tag without prefix is an inside tag."""
-    if tag == "O" or not tag:
-        return "O", ""
+    """conlleval's split: 'B-PER' -> ('B', 'PER') at the first '-'; a tag without '-' is all
+    prefix with type '' ('O' -> ('O', ''); a bare 'NP' -> ('NP', ''), which opens no chunk)."""
     prefix, sep, kind = tag.partition("-")
-    if sep and prefix in ("B", "I", "E", "S"):
-        return prefix, kind
-    return "I", tag
+    return (prefix, kind) if sep else (tag, "")
+
+
+# conlleval.pl's endOfChunk and startOfChunk pairs (previous tag, tag); "S" has no rule there.
+_END_PAIRS = frozenset({("B", "B"), ("B", "O"), ("I", "B"), ("I", "O"), ("E", "E"), ("E", "I"),
+                        ("E", "O")})
+_START_PAIRS = frozenset({("B", "B"), ("I", "B"), ("O", "B"), ("O", "I"), ("E", "E"),
+                          ("E", "I"), ("O", "E")})
 
 
 def _chunk_ends(prev_prefix, prev_kind, prefix, kind) -> bool:
-    # conlleval's endOfChunk: the previous token closes a chunk before the current one.
-    if prev_prefix in ("E", "S"):
-        return True
-    if prev_prefix in ("B", "I"):
-        return prefix in ("B", "S", "O") or kind != prev_kind
-    return False
+    """conlleval.pl's endOfChunk: a chunk ended at the previous token."""
+    return ((prev_prefix, prefix) in _END_PAIRS
+            or (prev_prefix not in ("O", ".") and prev_kind != kind)
+            or prev_prefix in ("[", "]"))
 
 
 def _chunk_starts(prev_prefix, prev_kind, prefix, kind) -> bool:
-    # conlleval's startOfChunk: the current token opens a chunk.
-    if prefix in ("B", "S"):
-        return True
-    if prefix in ("I", "E"):
-        return prev_prefix in ("E", "S", "O") or kind != prev_kind
-    return False
+    """conlleval.pl's startOfChunk: a chunk starts at the current token."""
+    return ((prev_prefix, prefix) in _START_PAIRS
+            or (prefix not in ("O", ".") and prev_kind != kind)
+            or prefix in ("[", "]"))
 
 
 def spans(tags: Sequence[str]) -> set[tuple[str, int, int]]:
@@ -127,23 +130,45 @@ def spans(tags: Sequence[str]) -> set[tuple[str, int, int]]:
     return found
 
 
-def span_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict:
-    """Micro-averaged span precision, recall and F1 over sentences of tags."""
+def conlleval_counts(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]
+                     ) -> tuple[int, int, int]:
+    """(correct chunks, gold chunks, predicted chunks) counted as conlleval counts them: one
+    pass over the tokens, sentences separated by boundary lines that read as "O O"."""
     if len(gold) != len(predicted):
         raise ValueError(f"{len(gold)} gold sentences but {len(predicted)} predicted")
-    correct = num_gold = num_predicted = 0
+    correct = found_gold = found_predicted = 0
+    in_correct = False
+    last_gold, last_pred = ("O", ""), ("O", "")
     for gold_tags, predicted_tags in zip(gold, predicted):
         if len(gold_tags) != len(predicted_tags):
             raise ValueError("a predicted sentence differs in length from its gold sentence")
-        gold_spans, predicted_spans = spans(gold_tags), spans(predicted_tags)
-        correct += len(gold_spans & predicted_spans)
-        num_gold += len(gold_spans)
-        num_predicted += len(predicted_spans)
-    return {
-        "precision": correct / num_predicted if num_predicted else 0.0,
-        "recall": correct / num_gold if num_gold else 0.0,
-        "f1": _f1(correct, num_predicted, num_gold),
-    }
+        for gold_tag, predicted_tag in list(zip(gold_tags, predicted_tags)) + [("O", "O")]:
+            g, p = _split_tag(gold_tag), _split_tag(predicted_tag)
+            if in_correct:
+                gold_end = _chunk_ends(*last_gold, *g)
+                pred_end = _chunk_ends(*last_pred, *p)
+                if gold_end and pred_end and last_pred[1] == last_gold[1]:
+                    in_correct = False
+                    correct += 1
+                elif gold_end != pred_end or p[1] != g[1]:
+                    in_correct = False
+            gold_start = _chunk_starts(*last_gold, *g)
+            pred_start = _chunk_starts(*last_pred, *p)
+            if gold_start and pred_start and p[1] == g[1]:
+                in_correct = True
+            found_gold += gold_start
+            found_predicted += pred_start
+            last_gold, last_pred = g, p
+    return correct, found_gold, found_predicted
+
+
+def span_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict:
+    """conlleval's overall precision, recall and FB1 (as fractions, not percentages)."""
+    correct, num_gold, num_predicted = conlleval_counts(gold, predicted)
+    precision = correct / num_predicted if num_predicted else 0.0
+    recall = correct / num_gold if num_gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
 
 
 def _f1(true_pos, predicted, actual) -> float:

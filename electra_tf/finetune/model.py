@@ -1,8 +1,10 @@
 """The recipe's fine-tuning models for sentence and tagging tasks, and their three task kinds.
 
 The pre-trained discriminator plus a task head. Sentence tasks: dropout 0.1 + dense on the [CLS]
-vector (softmax cross-entropy for classification, squared error on one output for regression).
-Tagging: dropout + dense per token, cross-entropy on the first WordPiece of each word. The
+vector (softmax cross-entropy for classification, squared error on one output for regression;
+STS-B's target is the score / 5, tasks.py). Tagging: dropout + dense per token, cross-entropy on
+the first WordPiece of each word. The heads' dense layers are initialized like TF1's
+`tf.layers.dense`, glorot-uniform kernel and zero bias, as in the reference. The
 discriminator is a `Backbone` named "electra", so its variables keep the TF1 names (layer-wise lr
 decay reads the depth from them and --init_checkpoint restores them); heads sit at the top
 depth L + 2.
@@ -22,7 +24,7 @@ from electra_tf.data import INPUT_KEYS
 from electra_tf.finetune import serving
 from electra_tf.finetune.kinds import TaskKind
 from electra_tf.modeling.backbone import Backbone
-from electra_tf.modeling.heads import ClassificationHead, TaggingHead
+from electra_tf.modeling.heads import DenseHead
 
 
 def _weights(features, like: tf.Tensor) -> tf.Tensor:
@@ -61,7 +63,7 @@ class SequenceModel(keras.Model):
         self.config = config
         self.regression = regression
         self.backbone = Backbone(config, name="electra")
-        self.head = ClassificationHead(config, 1 if regression else num_labels)
+        self.head = DenseHead(config, 1 if regression else num_labels, "classifier")
 
     def call(self, features, training=False, dropout_seed=None):
         inputs = {key: features[key] for key in INPUT_KEYS}
@@ -87,7 +89,7 @@ class TaggingModel(keras.Model):
         super().__init__(name=name, **kwargs)
         self.config = config
         self.backbone = Backbone(config, name="electra")
-        self.head = TaggingHead(config, num_labels)
+        self.head = DenseHead(config, num_labels, "tagger", per_token=True)
 
     def call(self, features, training=False, dropout_seed=None):
         inputs = {key: features[key] for key in INPUT_KEYS}
@@ -101,7 +103,8 @@ class TaggingModel(keras.Model):
 
 
 def _sentence_serving(tokenizer, model, metadata: dict, max_seq_length: int, model_dir: str):
-    return serving.TaskServing(tokenizer, model, max_seq_length, metadata.get("labels"))
+    return serving.TaskServing(tokenizer, model, max_seq_length, metadata.get("labels"),
+                               label_scale=float(metadata.get("label_scale", 1.0)))
 
 
 CLASSIFICATION = TaskKind(

@@ -3,7 +3,8 @@
 Unset optimization settings (None) take the recipe's fine-tuning values for the model size in
 the runner: lr 1e-4 (5e-5 for large), layer-wise lr decay 0.8 (0.9 for large), 3 epochs (10 for
 RTE and STS-B); weight decay 0.01, warmup 10%, batch 32 are the defaults here, and an unset
-sequence length becomes the task's own (128; 512 for question answering) in `resolve`.
+sequence length becomes the task's own (128; 256 for chunking, 512 for question answering) in
+`resolve`.
 finetune/flags.py defines one flag per field, with these defaults.
 """
 

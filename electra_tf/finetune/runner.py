@@ -11,6 +11,7 @@ summarizes the trials (each, mean, best).
 """
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -364,6 +365,13 @@ def needed_splits(options: FinetuneOptions, task: tasks.Task) -> list:
     return splits
 
 
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        digest.update(f.read())
+    return digest.hexdigest()
+
+
 def save_task_files(directory: str, task: tasks.Task, tokenizer: Tokenizer,
                     options: FinetuneOptions, pairs: bool) -> None:
     """finetune_task.json and the vocabulary: what export and predict-only runs rebuild from."""
@@ -371,7 +379,8 @@ def save_task_files(directory: str, task: tasks.Task, tokenizer: Tokenizer,
     if os.path.abspath(tokenizer.vocab_file) != os.path.abspath(vocab):
         io.copy_file(tokenizer.vocab_file, vocab)
     io.write_json(io.join(directory, tasks.TASK_FILE), {
-        **task.metadata(), "vocab_file": VOCAB_FILE, "do_lower_case": tokenizer.do_lower_case,
+        **task.metadata(), "vocab_file": VOCAB_FILE,
+        "vocab_sha256": _sha256(tokenizer.vocab_file), "do_lower_case": tokenizer.do_lower_case,
         "strip_accents": tokenizer.strip_accents, "max_seq_length": options.max_seq_length,
         "text_pairs": pairs})
 
@@ -382,10 +391,11 @@ def run(options: FinetuneOptions) -> dict:
     `options` come from `options.build` (or finetune/flags.py), validated and with the task's
     sequence length resolved.
     """
+    # Before any TensorFlow op (the task's readers included): --cpu_devices splits the CPU and
+    # multi_worker_mirrored configures collective ops only while TensorFlow is not started.
+    strategy = distribute.create_strategy(options.strategy, options.tpu, options.cpu_devices,
+                                          options.collective_timeout_seconds)
     task = registry.get_task(options.task, options)
-    # Before any TensorFlow op: --cpu_devices splits the CPU only while devices are unset.
-    strategy = distribute.create_strategy(options.strategy, options.tpu,
-                                          options.cpu_devices)
     tokenizer = Tokenizer(options.vocab_file, do_lower_case=options.do_lower_case,
                           strip_accents=options.do_lower_case)
     os.makedirs(options.model_dir, exist_ok=True)
@@ -406,7 +416,10 @@ def run(options: FinetuneOptions) -> dict:
             save_task_files(directory, task, tokenizer, options, pairs)
         runner = TrialRunner(options, task, config, strategy, data, directory,
                              seed=options.seed + k)
-        results, step = runner.run()
+        # A lost peer ends the run at once, naming the checkpoint to resume from (an ordinary
+        # exit would hang in TensorFlow's cluster shutdown).
+        with distribute.exit_at_once_if_a_worker_is_lost():
+            results, step = runner.run()
         trials.append({"trial": k, "seed": options.seed + k, "model_dir": directory,
                        "step": step, "results": results})
     summary = summarize(task, trials)

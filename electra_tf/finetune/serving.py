@@ -1,10 +1,10 @@
 """The raw-text serving signatures of fine-tuned sentence and tagging models (for the export).
 
 `serving_default` of a classifier returns `probabilities` [batch, C] and `label` [batch]; of a
-regressor `score` [batch]; of a tagger (no `text_b`) `tokens` [batch, W], the
-whitespace-separated words of the text, `tags` [batch, W] and `tag_probability` [batch, W]
-(padding: "" and 0). The text is packed exactly as for fine-tuning (electra_tf/serving.py), and
-the `encode` signatures are kept.
+regressor `score` [batch] (on the task's scale: STS-B's 0-5); of a tagger (no `text_b`) `tokens`
+[batch, W], the whitespace-separated words of the text, `tags` [batch, W] and `tag_probability`
+[batch, W] (padding: "" and 0). The text is packed exactly as for fine-tuning
+(electra_tf/serving.py), and the `encode` signatures are kept.
 """
 
 import tensorflow as tf
@@ -16,17 +16,19 @@ from electra_tf.finetune import features as features_lib
 class TaskServing(serving.ServingModule):
     """A fine-tuned sentence (pair) classifier (`labels` given) or regressor."""
 
-    def __init__(self, tokenizer, task_model, max_seq_length: int, labels: list | None):
+    def __init__(self, tokenizer, task_model, max_seq_length: int, labels: list | None,
+                 label_scale: float = 1.0):
         super().__init__(tokenizer, max_seq_length, encoder=task_model.backbone,
                          task_model=task_model)
         self.labels = tf.constant(labels or [], tf.string)
         self.regression = not labels
+        self.label_scale = float(label_scale)
 
     def outputs(self, features: dict) -> dict:
         # Without labels in the features the fine-tuning model returns only its predictions.
         outputs = self.keras.task_model(features, training=False)
         if self.regression:
-            return {"score": outputs["predictions"]}
+            return {"score": outputs["predictions"] * self.label_scale}
         probabilities = outputs["probabilities"]
         return {"probabilities": probabilities,
                 "label": tf.gather(self.labels, tf.argmax(probabilities, axis=-1))}

@@ -206,10 +206,12 @@ class SequenceTask(LabelledTask):
 
     def __init__(self, name: str, reader, *, regression: bool = False,
                  labels: Sequence[str] | None = None, metric_names: Sequence[str] = (),
-                 primary_metric: str | None = None, **kwargs):
+                 primary_metric: str | None = None, label_scale: float = 1.0, **kwargs):
         super().__init__(name, labels=labels, **kwargs)
         self.reader = reader
         self.regression = regression
+        # Regression trains on label / label_scale; predictions are reported times it.
+        self.label_scale = float(label_scale)
         self.task_kind = model_lib.REGRESSION if regression else model_lib.CLASSIFICATION
         self.metric_names = tuple(metric_names) or (
             ("pearson", "spearman") if regression else ("accuracy", "macro_f1", "mcc"))
@@ -233,8 +235,9 @@ class SequenceTask(LabelledTask):
 
     def featurize(self, examples: list, tokenizer, max_seq_length: int) -> FeatureSet:
         if self.regression:
-            labels = {"label": np.array([0.0 if e.label is None else e.label for e in examples],
-                                        dtype=np.float32)}
+            labels = {"label": np.array(
+                [0.0 if e.label is None else e.label / self.label_scale for e in examples],
+                dtype=np.float32)}
         else:
             ids = self.label_ids(examples, lambda e: [] if e.label is None else [e.label])
             labels = {"label_ids": np.array([row[0] if row else 0 for row in ids], np.int32)}
@@ -250,7 +253,7 @@ class SequenceTask(LabelledTask):
             raise ValueError("evaluate needs labelled examples")
         if self.regression:
             gold = np.array([e.label for e in examples], dtype=np.float64)
-            predicted = outputs["predictions"]
+            predicted = np.asarray(outputs["predictions"], np.float64) * self.label_scale
             scores = {"pearson": metrics_lib.pearson(gold, predicted),
                       "spearman": metrics_lib.spearman(gold, predicted),
                       "mse": float(np.mean((gold - predicted) ** 2))}
@@ -267,8 +270,8 @@ class SequenceTask(LabelledTask):
         """Header and rows of the predictions TSV: index, prediction, probability per label."""
         if self.regression:
             return (["index", "prediction"],
-                    [[e.guid, f"{p:.6g}"] for e, p in zip(features.examples,
-                                                          outputs["predictions"])])
+                    [[e.guid, f"{p * self.label_scale:.6g}"]
+                     for e, p in zip(features.examples, outputs["predictions"])])
         probabilities = outputs["probabilities"]
         header = ["index", "prediction"] + [f"probability_{label}" for label in self.labels]
         rows = [[e.guid, self.labels[int(np.argmax(p))]] + [f"{q:.6f}" for q in p]
@@ -278,6 +281,12 @@ class SequenceTask(LabelledTask):
     def write_predictions(self, path: str, features: FeatureSet, outputs: dict) -> None:
         header, rows = self.prediction_rows(features, outputs)
         write_tsv(path, header, rows)
+
+    def metadata(self) -> dict:
+        metadata = super().metadata()
+        if self.regression:
+            metadata["label_scale"] = self.label_scale
+        return metadata
 
 
 class TaggingTask(LabelledTask):

@@ -7,9 +7,10 @@ replaced-token head (dense(H, gelu) -> dense_1(1)). Their variables end with the
 `discriminator_predictions/{dense/*, dense_1/*}`. As in the reference, `dense_1` keeps TF1's
 default glorot-uniform kernel initializer; every other kernel uses truncated normal 0.02.
 
-Fine-tuning: the recipe's classification head (dropout 0.1 + dense on the [CLS] vector), a
-per-token tagging head and a span head (start/end logits per token plus an answerability logit
-from [CLS]). All heads return float32 logits so losses run in float32 under mixed precision.
+Fine-tuning: the reference's task head (dropout 0.1 + a glorot-initialized dense layer) on the
+[CLS] vector (classification, regression) or on every token (tagging); the QA head lives with
+the QA task (finetune/squad/model.py). All heads return float32 logits so losses run in float32
+under mixed precision.
 """
 
 import keras
@@ -71,66 +72,31 @@ class DiscriminatorHead(keras.layers.Layer):
         return ops.cast(ops.squeeze(logits, -1), "float32")
 
 
-class _DenseOnFeatures(keras.layers.Layer):
-    """Dropout (stateless, head site) + dense with the recipe's initializer, float32 logits."""
+class DenseHead(keras.layers.Layer):
+    """A fine-tuning task head: dropout 0.1 (stateless, head site) + dense(units) with TF1
+    `tf.layers.dense`'s default initializer (glorot-uniform kernel, zero bias), as the
+    reference's task heads; float32 logits. `per_token`: on every token (tagging), else on the
+    [CLS] vector (classification, regression).
 
-    def __init__(self, config: ModelConfig, units: int, name: str, **kwargs):
+        >>> head = DenseHead(config, 3, name="classifier")
+        >>> head(sequence_output).shape  # [B, 3]
+    """
+
+    def __init__(self, config: ModelConfig, units: int, name: str, per_token: bool = False,
+                 **kwargs):
         super().__init__(name=name, **kwargs)
         self.config = config
-        self.dense = common.dense(units, config, "dense")
+        self.per_token = per_token
+        self.dense = keras.layers.Dense(
+            units, name="dense", kernel_initializer=keras.initializers.GlorotUniform(),
+            bias_initializer="zeros")
+        self.build()
 
     def build(self, input_shape=None):
         self.dense.build((None, self.config.hidden_size))
 
-    def project(self, features, training, dropout_seed):
+    def call(self, sequence_output, training=False, dropout_seed=None):
+        features = sequence_output if self.per_token else sequence_output[:, 0]
         features = common.dropout(features, self.config.hidden_dropout_prob, training,
                                   dropout_seed, common.HEAD_SITE)
         return ops.cast(self.dense(features), "float32")
-
-
-class ClassificationHead(_DenseOnFeatures):
-    """sequence_output [B, T, H] -> logits [B, num_labels] from the [CLS] vector."""
-
-    def __init__(self, config: ModelConfig, num_labels: int, name: str = "classifier", **kwargs):
-        super().__init__(config, num_labels, name=name, **kwargs)
-        self.build()
-
-    def call(self, sequence_output, training=False, dropout_seed=None):
-        return self.project(sequence_output[:, 0], training, dropout_seed)
-
-
-class TaggingHead(_DenseOnFeatures):
-    """sequence_output [B, T, H] -> per-token logits [B, T, num_labels]."""
-
-    def __init__(self, config: ModelConfig, num_labels: int, name: str = "tagger", **kwargs):
-        super().__init__(config, num_labels, name=name, **kwargs)
-        self.build()
-
-    def call(self, sequence_output, training=False, dropout_seed=None):
-        return self.project(sequence_output, training, dropout_seed)
-
-
-class SpanHead(_DenseOnFeatures):
-    """sequence_output [B, T, H] -> {"start_logits", "end_logits": [B, T],
-    "answerable_logits": [B]}.
-
-    Start/end share one dense(2) over every token; the answerability logit comes from a separate
-    dense(1) on the [CLS] vector. Padding is not masked here: the task masks the logits with its
-    own notion of valid answer positions (e.g. context tokens only).
-    """
-
-    def __init__(self, config: ModelConfig, name: str = "span", **kwargs):
-        super().__init__(config, 2, name=name, **kwargs)
-        self.answerable = common.dense(1, config, "answerable")
-        self.build()
-
-    def build(self, input_shape=None):
-        super().build(input_shape)
-        self.answerable.build((None, self.config.hidden_size))
-
-    def call(self, sequence_output, training=False, dropout_seed=None):
-        start_end = self.project(sequence_output, training, dropout_seed)
-        cls = common.dropout(sequence_output[:, 0], self.config.hidden_dropout_prob, training,
-                             dropout_seed, common.HEAD_SITE + 1)
-        return {"start_logits": start_end[..., 0], "end_logits": start_end[..., 1],
-                "answerable_logits": ops.cast(ops.squeeze(self.answerable(cls), -1), "float32")}

@@ -1,13 +1,15 @@
 """ELECTRA pre-training as an application: shards -> ElectraPretrainer -> Trainer
 (docs/RECIPE.md steps 1-6).
 
-`run(options)` checks the inputs the `PretrainOptions` name (vocabulary, shards, held-out
+`run(options)` creates the strategy first (multi-worker collectives must be configured before
+any TensorFlow op), checks the inputs the `PretrainOptions` name (vocabulary, shards, held-out
 shards), builds the architecture and the objective from `--model_size` plus overrides, the
 recipe's optimizer (AdamW without bias correction, linear warmup and decay; the Trainer clips at
 1.0), the input pipelines and the strategy, then trains, evaluates on held-out shards and prints
 what the run learned (held-out metrics at the start and at the end). model_dir keeps the
 architecture in config.json (a checkpoint of another one is refused) and the objective the run
-trained with in objective.json.
+trained with in objective.json, and the training shards the input stream reads in
+input_stream.json (a resume on other shards restarts the stream; training/checkpoints.py).
 """
 
 import dataclasses
@@ -149,23 +151,30 @@ def build_trainer(options: PretrainOptions, inputs: _Inputs, strategy) -> loop.T
         clip_norm=1.0, save_checkpoints_steps=options.save_checkpoints_steps,
         keep_checkpoint_max=options.keep_checkpoint_max,
         init_fn=init_fn if options.init_checkpoint else None,
-        example_summary_fn=example_summary)
+        example_summary_fn=example_summary,
+        input_description=data.describe_input(inputs.train_files, seq))
 
 
 def run(options: PretrainOptions) -> loop.TrainResult:
     """Pre-trains as the options say; returns the TrainResult (UserError on bad input)."""
-    inputs = open_inputs(options)
+    options.validate()
+    # The strategy first, before any TensorFlow op (open_inputs reads the shards):
+    # multi_worker_mirrored can configure collective ops only at program startup.
+    strategy = distribute.create_strategy(options.strategy, options.tpu, options.cpu_devices,
+                                          options.collective_timeout_seconds)
     if options.deterministic:
         tf.config.experimental.enable_op_determinism()
-    strategy = distribute.create_strategy(options.strategy, options.tpu, options.cpu_devices)
+    inputs = open_inputs(options)
     chief = distribute.is_chief(strategy)
     checkpoint_io.ensure_model_config(options.model_dir, inputs.model, write=chief)
     if chief:
         io.write_json(io.join(options.model_dir, OBJECTIVE_FILE), inputs.objective.to_dict())
     trainer = build_trainer(options, inputs, strategy)
     try:
-        result = trainer.train(options.num_train_steps, eval_every_steps=options.eval_every_steps,
-                               num_eval_steps=options.num_eval_steps)
+        with distribute.exit_at_once_if_a_worker_is_lost():
+            result = trainer.train(options.num_train_steps,
+                                   eval_every_steps=options.eval_every_steps,
+                                   num_eval_steps=options.num_eval_steps)
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
         if "record" not in str(e) and "parse" not in str(e).lower():
             raise

@@ -21,7 +21,10 @@ D = PretrainOptions  # the defaults
 
 # Data and directories.
 flags.DEFINE_string("train_files", None, "Comma-separated globs of the training TFRecord shards "
-                    "(pretrain_data.tfrecord-*; written by build_pretraining_dataset.py).")
+                    "(pretrain_data.tfrecord-*; written by build_pretraining_dataset.py). "
+                    "model_dir/input_stream.json records them (names, sizes, max_seq_length): "
+                    "a resumed run on the same files continues the checkpoint's input stream; "
+                    "on other files it says so in one line and the stream restarts from them.")
 flags.DEFINE_string("eval_files", D.eval_files,
                     "Comma-separated globs of HELD-OUT shards for evaluation (never the training "
                     "shards); empty turns evaluation off.")

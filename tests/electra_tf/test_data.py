@@ -134,3 +134,18 @@ def test_read_dataset_info(tmp_path):
     (tmp_path / "dataset_info.json").write_text("{not json")
     with pytest.raises(UserError, match="dataset_info.json: not valid JSON"):
         data.read_dataset_info(files)
+
+
+def test_describe_input_names_every_shard_with_its_size_and_the_sequence_length(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative names are recorded absolute, however given
+    write_shards("shards", num_files=2, examples_per_file=3, seq_length=16)
+    files = data.expand_file_patterns("shards/pretrain_data.tfrecord-*")
+    description = data.describe_input(files, 16)
+    assert description == {"max_seq_length": 16, "files": [
+        {"path": str(tmp_path / "shards" / name), "bytes": os.path.getsize(tmp_path / "shards"
+                                                                           / name)}
+        for name in ("pretrain_data.tfrecord-00000-of-00002",
+                     "pretrain_data.tfrecord-00001-of-00002")]}
+    assert description["files"][0]["bytes"] > 3 * 16
+    assert data.describe_input(files, 32) != description

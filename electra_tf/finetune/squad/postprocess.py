@@ -1,15 +1,18 @@
-"""From span logits to SQuAD answers: the recipe's n-best span search and v2.0 null score.
+"""From the QA model's beam to SQuAD answers: the reference's decoding and v2.0 null score.
 
-Per window, every (start, end) pair with start on a max-context token of the context, end on a
-context token, start <= end and at most --max_answer_length tokens is scored as
-start_logit + end_logit; the best --n_best_size spans per window come from an in-graph search
-(`span_candidates`, also used by the exported serving signature). Per question, the candidates
-of all its windows are mapped to character offsets in the original context, deduplicated and
-ranked; the best one is the answer, and the n-best list carries softmax probabilities.
+Each window carries the model's beam (squad/model.py): its top starts by log-probability and,
+for each, its top ends. A candidate (start, end) is dropped when it starts at 0 ([CLS]), when
+either end lies outside the window's context, when it ends before it starts, when it is longer
+than --max_answer_length pieces, or when its start is not on a token whose max-context window
+this is; the rest score start log-prob + end log-prob (`joint_candidates`, also the exported
+serving signature's search). Per question, the candidates of all its windows are mapped to
+character offsets in the original context and ranked (ties: the earlier window, start and end
+of the beam first); the best one is the answer, the --n_best_size best distinct spans form the
+n-best list with softmax probabilities.
 
-For SQuAD 2.0 the no-answer score of a question is minus the highest answerability logit over
-its windows (higher = more likely unanswerable); a question is answered with "" when that score
-exceeds the threshold, which is chosen on dev to maximize F1 (`squad/metrics.py`).
+For SQuAD 2.0 the no-answer score of a question is the minimum over its windows of the
+impossibility logit (higher = more likely unanswerable); a question is answered with "" when
+that score exceeds the threshold, chosen on dev (`squad/metrics.py`).
 """
 
 import collections
@@ -19,34 +22,42 @@ import numpy as np
 import tensorflow as tf
 
 # Windows scored per call of the span search.
-SEARCH_BATCH = 64
-# Logit added to impossible spans; any real span scores far above it.
-_IMPOSSIBLE = -1e9
+SEARCH_BATCH = 256
+# Score of a dropped candidate; every kept one scores far above it.
+IMPOSSIBLE = -1e9
 
 
-def span_candidates(start_logits: tf.Tensor, end_logits: tf.Tensor, max_context: tf.Tensor,
-                    context_mask: tf.Tensor, max_answer_length: int, k: int):
-    """The k best spans per window: (scores [W, k], start positions [W, k], end positions).
+def joint_candidates(start_top_log_probs, start_top_index, end_top_log_probs, end_top_index,
+                     max_context, context_mask, max_answer_length: int):
+    """Candidates of every window, flattened start-major: (scores [W, K*K], starts, ends).
 
-    `max_context` (bool [W, T]): allowed start positions; `context_mask` (bool [W, T]):
-    allowed end positions. A window with fewer than k valid spans pads with scores <= -1e9.
+    `max_context` (bool [W, T]): tokens a span may start at; `context_mask` (bool [W, T]): the
+    window's context tokens. Dropped candidates score IMPOSSIBLE.
     """
-    start_logits = tf.cast(start_logits, tf.float32)
-    end_logits = tf.cast(end_logits, tf.float32)
-    length = tf.shape(start_logits)[1]
-    width = max_answer_length
-    # Band of the score matrix: end = start + offset, offset < max_answer_length.
-    end_index = tf.range(length)[:, None] + tf.range(width)[None, :]  # [T, A]
-    inside = end_index < length
-    end_index = tf.minimum(end_index, length - 1)
-    end_scores = tf.gather(end_logits, end_index, axis=1)  # [W, T, A]
-    end_ok = tf.gather(context_mask, end_index, axis=1)
-    valid = tf.logical_and(tf.logical_and(end_ok, inside[None]), max_context[:, :, None])
-    scores = tf.where(valid, start_logits[:, :, None] + end_scores, _IMPOSSIBLE)
-    flat = tf.reshape(scores, [tf.shape(scores)[0], -1])
-    top = tf.math.top_k(flat, k=tf.minimum(k, tf.shape(flat)[1]))
-    starts = top.indices // width
-    return top.values, starts, starts + top.indices % width
+    starts = tf.cast(start_top_index, tf.int32)
+    ends = tf.cast(end_top_index, tf.int32)
+    k = tf.shape(ends)[2]
+    starts = tf.tile(starts[:, :, None], [1, 1, k])
+    start_ok = tf.logical_and(tf.gather(max_context, starts, batch_dims=1),
+                              tf.gather(context_mask, starts, batch_dims=1))
+    end_ok = tf.gather(context_mask, ends, batch_dims=1)
+    valid = tf.logical_and(start_ok, end_ok)
+    valid = tf.logical_and(valid, starts > 0)
+    valid = tf.logical_and(valid, ends >= starts)
+    valid = tf.logical_and(valid, ends - starts + 1 <= max_answer_length)
+    scores = (tf.cast(start_top_log_probs, tf.float32)[:, :, None]
+              + tf.cast(end_top_log_probs, tf.float32))
+    scores = tf.where(valid, scores, IMPOSSIBLE)
+    rows = tf.shape(scores)[0]
+    return (tf.reshape(scores, [rows, -1]), tf.reshape(starts, [rows, -1]),
+            tf.reshape(ends, [rows, -1]))
+
+
+def context_mask(inputs: dict) -> np.ndarray:
+    """bool [W, T]: the context tokens of each window (`build_windows` bookkeeping)."""
+    length = inputs["max_context"].shape[1]
+    position = np.arange(length)[None, :] - inputs["context_offset"][:, None]
+    return (position >= 0) & (position < inputs["window_length"][:, None])
 
 
 @dataclasses.dataclass
@@ -62,46 +73,43 @@ class Predictions:
         return {q: "" if self.na_scores[q] > threshold else a for q, a in self.answers.items()}
 
 
-def postprocess(examples, features, start_logits: np.ndarray, end_logits: np.ndarray,
-                answerable_logits: np.ndarray = None, n_best_size: int = 20,
+def postprocess(examples, features, outputs: dict, version: int = 2, n_best_size: int = 20,
                 max_answer_length: int = 30) -> Predictions:
-    """Answers for `examples` from the model outputs on `features` (`SquadFeatures` rows).
-
-    `answerable_logits` [W] (v2.0) gives each question its no-answer score.
-    """
+    """Answers for `examples` from the model's beam `outputs` on `features` (SquadFeatures
+    rows): start_top_log_probs, start_top_index, end_top_log_probs, end_top_index and, for
+    2.0, impossible_logits."""
     inputs = features.inputs
-    max_context = inputs["max_context"]
-    length = max_context.shape[1]
-    position = np.arange(length)[None, :] - inputs["context_offset"][:, None]
-    context_mask = (position >= 0) & (position < inputs["window_length"][:, None])
+    mask = context_mask(inputs)
     per_example = collections.defaultdict(list)
     for begin in range(0, features.num_windows, SEARCH_BATCH):
         rows = slice(begin, begin + SEARCH_BATCH)
-        scores, starts, ends = (t.numpy() for t in span_candidates(
-            start_logits[rows], end_logits[rows], max_context[rows], context_mask[rows],
-            max_answer_length, n_best_size))
+        scores, starts, ends = (t.numpy() for t in joint_candidates(
+            outputs["start_top_log_probs"][rows], outputs["start_top_index"][rows],
+            outputs["end_top_log_probs"][rows], outputs["end_top_index"][rows],
+            inputs["max_context"][rows], mask[rows], max_answer_length))
         for w, row_scores, row_starts, row_ends in zip(range(begin, begin + len(scores)),
                                                        scores, starts, ends):
             n = inputs["example_index"][w]
             shift = inputs["window_start"][w] - inputs["context_offset"][w]
             for score, s, e in zip(row_scores, row_starts, row_ends):
-                if score <= _IMPOSSIBLE / 2:
-                    break
+                if score <= IMPOSSIBLE / 2:
+                    continue
                 per_example[n].append((float(score), int(features.piece_start[n][s + shift]),
                                        int(features.piece_end[n][e + shift])))
     na_best = {}
-    if answerable_logits is not None:
-        for w, logit in enumerate(np.asarray(answerable_logits, np.float64)):
+    if version == 2:
+        for w, logit in enumerate(np.asarray(outputs["impossible_logits"], np.float64)):
             n = inputs["example_index"][w]
-            na_best[n] = max(na_best.get(n, -np.inf), logit)
+            na_best[n] = min(na_best.get(n, np.inf), float(logit))
     answers, na_scores, nbest = {}, {}, {}
     for n, example in enumerate(examples):
         best = {}
-        for score, start, end in sorted(per_example[n], reverse=True):
+        # Stable sort: equal scores keep window, beam-start, beam-end order (as serving).
+        for score, start, end in sorted(per_example[n], key=lambda c: -c[0]):
             best.setdefault((start, end), score)
             if len(best) == n_best_size:
                 break
-        spans = sorted(best.items(), key=lambda item: -item[1])
+        spans = list(best.items())
         scores = np.array([score for _, score in spans])
         probabilities = np.exp(scores - scores.max()) if spans else scores
         probabilities = probabilities / probabilities.sum() if spans else probabilities
@@ -110,6 +118,6 @@ def postprocess(examples, features, start_logits: np.ndarray, end_logits: np.nda
              "probability": float(p)}
             for ((start, end), score), p in zip(spans, probabilities)]
         answers[example.qas_id] = nbest[example.qas_id][0]["text"] if spans else ""
-        if answerable_logits is not None:
-            na_scores[example.qas_id] = -float(na_best[n])
+        if version == 2:
+            na_scores[example.qas_id] = float(na_best[n])
     return Predictions(answers, na_scores, nbest)

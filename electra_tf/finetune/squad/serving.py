@@ -1,11 +1,11 @@
 """The serving signature of a SQuAD model (the recipe's extractive QA, exported for TF Serving).
 
-`serving_default` takes `question` and `context` strings [batch] and returns, per question,
-`answer` (the exact substring of the context; "" when unanswerable), its `start` / `end`
-character offsets in the context (code points, end exclusive; -1 when unanswerable), `score`
-(start + end logit of the span) and `no_answer_score` (2.0 models: minus the highest
-answerability logit over the windows; the answer is "" when it exceeds the threshold chosen on
-dev). Tokenization, sliding windows, max-context and the span search are the very functions
+`serving_default` takes `question` and `context` strings [batch] and returns, per question, `answer`
+(the exact substring of the context; "" when unanswerable), its `start` / `end` character offsets in
+the context (code points, end exclusive; -1 when unanswerable), `score` (start + end log-probability
+of the span, the reference's beam decoding) and `no_answer_score` (2.0 models: the lowest
+impossibility logit over the windows; the answer is "" when it exceeds the threshold chosen on dev).
+Tokenization, sliding windows, max-context and the candidate filter are the very functions
 fine-tuning uses (squad/features.py, squad/postprocess.py), so a served answer is the fine-tuning
 prediction. The `encode` signatures of electra_tf/serving.py are kept.
 """
@@ -56,10 +56,15 @@ class QAServing(serving.ServingModule):
                     - windows["context_offset"][:, None])
         in_context = tf.logical_and(position >= 0,
                                     position < windows["window_length"][:, None])
-        scores, starts, ends = postprocess.span_candidates(
-            outputs["start_logits"], outputs["end_logits"], windows["max_context"], in_context,
-            self.max_answer_length, 1)
-        scores = scores[:, 0]
+        candidates, starts, ends = postprocess.joint_candidates(
+            outputs["start_top_log_probs"], outputs["start_top_index"],
+            outputs["end_top_log_probs"], outputs["end_top_index"], windows["max_context"],
+            in_context, self.max_answer_length)
+        # The best candidate of each window (the first of equal ones, as postprocess).
+        top = tf.argmax(candidates, axis=1, output_type=tf.int32)
+        scores = tf.gather(candidates, top, batch_dims=1)
+        starts = tf.gather(starts, top, batch_dims=1)[:, None]
+        ends = tf.gather(ends, top, batch_dims=1)[:, None]
         example = windows["example_index"]
         # The best window of each question: highest span score, the first one on ties.
         best = tf.math.unsorted_segment_max(scores, example, count)
@@ -83,8 +88,8 @@ class QAServing(serving.ServingModule):
                                tf.where(has_span, flat_start, pieces))
         end_char = tf.gather(tf.concat([piece_end.flat_values, sentinel], 0),
                              tf.where(has_span, flat_end, pieces))
-        no_answer = -tf.math.unsorted_segment_max(
-            tf.cast(outputs["answerable_logits"], tf.float32), example, count)
+        no_answer = tf.math.unsorted_segment_min(
+            tf.cast(outputs["impossible_logits"], tf.float32), example, count)
         answered = has_span
         if self.version == 2:
             answered = tf.logical_and(answered, no_answer <= self.null_threshold)
@@ -99,7 +104,8 @@ class QAServing(serving.ServingModule):
         """Span logits of one packed window (the base class's text/text_b function)."""
         outputs = self.keras.span_model(features, training=False)
         return {key: outputs[key] for key in
-                ("start_logits", "end_logits", "answerable_logits")}
+                ("start_top_log_probs", "start_top_index", "end_top_log_probs",
+                 "end_top_index", "impossible_logits")}
 
     def signatures(self) -> dict:
         return {**super().signatures(), "serving_default": self.answer}

@@ -1,12 +1,12 @@
 """Extractive question answering (SQuAD 1.1 `squadv1`, SQuAD 2.0 `squad`): the task kind "span"
 and its two fine-tuning tasks.
 
-Plugs the SQuAD reader, sliding-window features, span search and official evaluation of this
-package into the fine-tuning runner (finetune/tasks.py). The model is the recipe's QA model: the
-discriminator plus a span head (start/end logits per token) and, for 2.0, an answerability logit
-from [CLS]. Loss per
-window: the mean of the start and end cross-entropies (over real tokens; a 2.0 window without
-the answer points both at [CLS]) plus, for 2.0, the answerability sigmoid cross-entropy.
+Plugs the SQuAD reader, sliding-window features, beam decoding and official evaluation of this
+package into the fine-tuning runner (finetune/tasks.py). The model is the reference's QA model
+(squad/model.py: joint start/end prediction, answerability from [CLS] and the start-weighted
+token vectors). Every window trains, in 1.1 and 2.0: a window without the answer, and every
+window of an impossible question, points start and end at [CLS]; the answerability target is the
+question's is_impossible. Only a question whose answer offset matches no text has no target.
 
 Rows of the feature arrays are windows; a question spans one or more of them. Evaluation writes
 the official-format predictions (`<split>_predictions.json`), the no-answer scores
@@ -18,75 +18,21 @@ predictions and the exported model.
 import os
 import sys
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from electra_tf import cli, io
-from electra_tf.config import ModelConfig
 from electra_tf.data import INPUT_KEYS
 from electra_tf.finetune import tasks
 from electra_tf.finetune.kinds import TaskKind, TaskName
 from electra_tf.finetune.squad import features as squad_features
 from electra_tf.finetune.squad import metrics as squad_metrics
 from electra_tf.finetune.squad import postprocess, reader, serving
-from electra_tf.modeling.backbone import Backbone
-from electra_tf.modeling.encoder import MASK_ADDER
-from electra_tf.modeling.heads import SpanHead
+from electra_tf.finetune.squad.model import SpanModel
 
 THRESHOLD_FILE = "squad_null_threshold.json"
 # The recipe's QA windows hold 512 WordPieces.
 QA_MAX_SEQ_LENGTH = 512
-
-
-class SpanModel(keras.Model):
-    """Discriminator + SpanHead, following the training-loop contract of finetune/model.py."""
-
-    def __init__(self, config: ModelConfig, version: int = 2, name: str = "span_model", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.config = config
-        self.version = version
-        self.backbone = Backbone(config, name="electra")
-        self.head = SpanHead(config)
-
-    def call(self, features, training=False, dropout_seed=None):
-        inputs = {key: features[key] for key in INPUT_KEYS}
-        sequence_output = self.backbone(inputs, training=training, dropout_seed=dropout_seed)
-        head = self.head(sequence_output, training=training, dropout_seed=dropout_seed)
-        adder = (1.0 - tf.cast(features["input_mask"], tf.float32)) * MASK_ADDER
-        start_logits = tf.cast(head["start_logits"], tf.float32) + adder
-        end_logits = tf.cast(head["end_logits"], tf.float32) + adder
-        outputs = {"start_logits": start_logits, "end_logits": end_logits,
-                   "answerable_logits": head["answerable_logits"]}
-        if "start_positions" not in features:
-            return outputs
-        weight = (tf.cast(features["example_weight"], tf.float32)
-                  if "example_weight" in features else tf.ones_like(start_logits[:, 0]))
-        span_weight = tf.cast(features["span_weight"], tf.float32) * weight
-        start_ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
-            tf.cast(features["start_positions"], tf.int32), start_logits)
-        end_ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
-            tf.cast(features["end_positions"], tf.int32), end_logits)
-        per_window = span_weight * (start_ce + end_ce) / 2.0
-        counted = span_weight
-        metrics = {}
-        if self.version == 2:
-            answerable = tf.cast(features["answerable"], tf.float32)
-            bce = tf.nn.sigmoid_cross_entropy_with_logits(answerable, head["answerable_logits"])
-            per_window += span_weight * bce
-            correct = tf.cast(tf.equal(head["answerable_logits"] > 0, answerable > 0.5),
-                              tf.float32)
-            metrics["answerable_accuracy"] = (tf.reduce_sum(correct * span_weight),
-                                              tf.reduce_sum(span_weight))
-        start_ok = tf.cast(tf.equal(tf.argmax(start_logits, axis=-1, output_type=tf.int32),
-                                    tf.cast(features["start_positions"], tf.int32)), tf.float32)
-        loss_sum, count = tf.reduce_sum(per_window), tf.reduce_sum(counted)
-        outputs["losses"] = {"loss": (loss_sum, count, 1.0)}
-        outputs["metrics"] = {"loss": (loss_sum, count),
-                              "start_accuracy": (tf.reduce_sum(start_ok * span_weight),
-                                                 tf.reduce_sum(span_weight)),
-                              **metrics}
-        return outputs
 
 
 def load_null_threshold(model_dir: str) -> float | None:
@@ -116,7 +62,8 @@ class SquadTask(tasks.Task):
 
     task_kind = SPAN
     primary_metric = "f1"
-    output_keys = ("start_logits", "end_logits", "answerable_logits")
+    output_keys = ("start_top_log_probs", "start_top_index", "end_top_log_probs",
+                   "end_top_index", "impossible_logits")
 
     def __init__(self, name: str, version: int, options):
         # The recipe fine-tunes SQuAD for 2 epochs.
@@ -162,41 +109,41 @@ class SquadTask(tasks.Task):
                                                  with_targets=True, progress=progress)
         progress.update(len(examples), force=True)
         inputs = features.inputs
+        # The reference trains on every window (the answer's, or [CLS] for the others).
         known = features.answerable >= 0
-        if self.version == 1:
-            # 1.1 has no "no answer": a window without the answer teaches nothing.
-            known &= features.answerable == 1
+        impossible = np.array([examples[n].is_impossible for n in inputs["example_index"]],
+                              np.float32)
         arrays = {key: inputs[key] for key in INPUT_KEYS}
         arrays.update(start_positions=features.start_positions,
                       end_positions=features.end_positions,
-                      answerable=np.maximum(features.answerable, 0).astype(np.float32),
-                      span_weight=known.astype(np.float32))
+                      is_impossible=impossible, span_weight=known.astype(np.float32))
         windows = [examples[n].qas_id for n in inputs["example_index"]]
         return tasks.FeatureSet(arrays, windows, {"examples": examples, "features": features})
 
     def predictions(self, features: tasks.FeatureSet, outputs: dict):
         return postprocess.postprocess(
-            features.extras["examples"], features.extras["features"], outputs["start_logits"],
-            outputs["end_logits"], outputs["answerable_logits"] if self.version == 2 else None,
-            self.n_best_size, self.max_answer_length)
+            features.extras["examples"], features.extras["features"], outputs,
+            self.version, self.n_best_size, self.max_answer_length)
 
     def evaluate(self, features: tasks.FeatureSet, outputs: dict) -> dict:
         examples = features.extras["examples"]
         predicted = self.predictions(features, outputs)
-        na_scores = predicted.na_scores if self.version == 2 else None
-        results = squad_metrics.evaluate(examples, predicted.answers, na_scores=na_scores,
-                                         version=self.version)
+        results = squad_metrics.evaluate(examples, predicted.answers, version=self.version)
         scores = {"exact": results["exact"], "f1": results["f1"]}
         final = predicted.answers
         if self.version == 2:
             # The recipe's 2.0 numbers: no-answer threshold chosen on dev to maximize F1.
-            self.null_threshold = float(results["best_f1_thresh"])
+            na_scores = predicted.na_scores
+            searched = squad_metrics.evaluate(examples, predicted.answers, na_scores=na_scores,
+                                              version=2)
+            self.null_threshold = squad_metrics.usable_threshold(searched, na_scores)
             applied = squad_metrics.evaluate(examples, predicted.answers, na_scores=na_scores,
                                              na_threshold=self.null_threshold, version=2)
             scores = {key: float(applied[key]) for key in
                       ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1")
                       if key in applied}
             scores.update(exact_no_threshold=results["exact"], f1_no_threshold=results["f1"],
+                          best_exact=searched["best_exact"], best_f1=searched["best_f1"],
                           null_threshold=self.null_threshold)
             final = predicted.final(self.null_threshold)
         if self.model_dir:

@@ -17,9 +17,9 @@ import tensorflow as tf
 
 from electra_tf import checkpoint_io
 from electra_tf.checkpoint_io import build_pretrainer, tf1
+from electra_tf.checkpoint_io.convert import convert_from_tf1, convert_to_tf1
 from electra_tf.cli import UserError
 from electra_tf.config import ModelConfig, model_preset
-from electra_tf.convert_checkpoint import convert_from_tf1, convert_to_tf1
 from electra_tf.finetune.model import SequenceModel
 from electra_tf.pretraining import app
 from electra_tf.pretraining.options import PretrainOptions

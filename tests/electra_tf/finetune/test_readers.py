@@ -1,13 +1,16 @@
 """Fine-tuning data readers on small files in the real formats: GLUE TSVs (every task's layout),
 TFDS glue/<task> (mock data), user TSV/CSV tables and CoNLL files, and their one-line errors."""
 
+import numpy as np
 import pytest
 
 from electra_tf import io
 from electra_tf.cli import UserError
-from electra_tf.finetune import glue, tasks
+from electra_tf.finetune import glue, metrics, tasks
 from electra_tf.finetune.options import FinetuneOptions
 from electra_tf.finetune.registry import get_task
+from electra_tf.tokenization import Tokenizer
+from tests.electra_tf.finetune.helpers import VOCAB
 
 
 def options(**values):
@@ -85,12 +88,65 @@ def test_glue_tsv(tmp_path, name):
     for data_dir in (tmp_path / "glue_data", directory):
         task = get_task(name, options(data_dir=str(data_dir)))
         train = task.read("train")
-        assert [(e.text_a, e.text_b, e.label) for e in train] == train_expected
+        expected = train_expected
+        if spec.double_unordered:  # the reference's double_unordered (MRPC, STS-B)
+            expected = [row for a, b, label in train_expected
+                        for row in ((a, b, label), (b, a, label))]
+        assert [(e.text_a, e.text_b, e.label) for e in train] == expected
         test = task.read(spec.test_splits[0])
         assert [(e.guid, e.text_a, e.text_b) for e in test] == test_expected
         assert all(e.label is None for e in test)
     assert task.kind == ("regression" if name == "stsb" else "classification")
     assert task.default_epochs == (10.0 if name in ("rte", "stsb") else 3.0)
+
+
+@pytest.mark.parametrize("name", ["mrpc", "stsb", "rte"])
+def test_mrpc_and_stsb_train_on_both_orders(tmp_path, name):
+    """Each training pair again with A and B swapped, right after it; dev and test as read."""
+    train_lines, _, test_lines, _ = GLUE_FILES[name]
+    spec = glue.SPECS[name]
+    directory = tmp_path / spec.directory
+    header, row = train_lines[0], train_lines[1]
+    write(directory / "train.tsv", [header, row, row.replace("brother", "sister")
+                                    .replace("taking off", "landing")
+                                    .replace("Weapons Found", "Nothing Found")])
+    write(directory / "dev.tsv", [header, row])
+    write(directory / "test.tsv", test_lines)
+    task = get_task(name, options(data_dir=str(directory)))
+    train = task.read("train")
+    if name == "rte":  # not an unordered task: read as it is
+        assert len(train) == 2
+        return
+    assert len(train) == 4
+    first, second = [(e.text_a, e.text_b) for e in train[:1]], train[2]
+    assert [(e.text_b, e.text_a) for e in train[1:2]] == first
+    assert (train[3].text_a, train[3].text_b) == (second.text_b, second.text_a)
+    assert train[0].label == train[1].label and train[2].label == train[3].label
+    assert len(task.read("dev")) == 1 and len(task.read("test")) == 1
+    assert len({e.guid for e in train}) == 4
+
+
+def test_stsb_regresses_score_over_5_and_reports_the_original_scale(tmp_path):
+    train_lines, _, _, _ = GLUE_FILES["stsb"]
+    directory = tmp_path / "STS-B"
+    header, row = train_lines[0], train_lines[1]
+    write(directory / "dev.tsv", [header, row, row.replace("5.000", "2.500"),
+                                  row.replace("5.000", "1.000")])
+    task = get_task("stsb", options(data_dir=str(directory)))
+    examples = task.read("dev")
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
+    features = task.featurize(examples, Tokenizer(str(vocab)), 16)
+    arrays = features.arrays
+    # Targets divided by 5: 5 -> 1, 2.5 -> 0.5, 1 -> 0.2.
+    np.testing.assert_allclose(arrays["label"], [1.0, 0.5, 0.2], rtol=1e-6)
+    # Predictions on the model's scale are scored (and written) times 5: 0.9 -> 4.5 etc.
+    outputs = {"predictions": np.array([0.9, 0.5, 0.2])}
+    scores = task.evaluate(features, outputs)
+    assert scores["pearson"] == pytest.approx(metrics.pearson([5, 2.5, 1], [4.5, 2.5, 1.0]))
+    rows = task.prediction_rows(features, outputs)[1]
+    assert [r[1] for r in rows] == ["4.5", "2.5", "1"]
+    assert task.metadata()["label_scale"] == 5.0
 
 
 def test_glue_recipe_metrics_and_mnli_splits():

@@ -26,13 +26,26 @@ def test_every_task_and_kind_is_declared_once():
                                                           "qa"]
     assert sorted(registry.TASKS) == sorted(
         ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "classification",
-         "regression", "tagging", "squad", "squadv1"])
+         "regression", "tagging", "chunking", "squad", "squadv1"])
     assert saved_model.HEADS[3:] == ("classifier", "regressor", "tagger", "qa")
     with pytest.raises(UserError, match="--task='nope' is not a task; valid tasks: "
-                                        "classification, cola"):
+                                        "chunking, classification, cola"):
         registry.get_task("nope", options_lib.FinetuneOptions())
     with pytest.raises(UserError, match="no fine-tuning model for task kind 'nope'"):
         registry.kind("nope")
+
+
+def test_the_references_per_task_lengths_and_epochs():
+    """Length 128, 256 for chunking, 512 for QA; 3 epochs, 10 for RTE and STS-B, 2 for QA."""
+    lengths = {name: registry.task_name(name).max_seq_length for name in registry.TASKS}
+    assert lengths.pop("chunking") == 256
+    assert lengths.pop("squad") == lengths.pop("squadv1") == 512
+    assert set(lengths.values()) == {128}
+    options = options_lib.FinetuneOptions(train_file="t.conll", max_seq_length=512)
+    epochs = {name: registry.get_task(name, options).default_epochs
+              for name in ("cola", "mrpc", "rte", "stsb", "tagging", "chunking", "squad")}
+    assert epochs == {"cola": 3, "mrpc": 3, "rte": 10, "stsb": 10, "tagging": 3,
+                      "chunking": 3, "squad": 2}
 
 
 def _toy_kind() -> TaskKind:

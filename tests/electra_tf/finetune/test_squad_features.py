@@ -1,5 +1,5 @@
-"""SQuAD windows and span search on the real tokenizer: exact original substrings, windows that
-cover long contexts, max-context scoring, and answers read back from logits."""
+"""SQuAD windows on the real tokenizer: exact original substrings, windows that cover long
+contexts, max-context scoring and training targets (decoding: test_squad_decoding.py)."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,6 @@ import tensorflow as tf
 
 from electra_tf.cli import UserError
 from electra_tf.finetune.squad import features as squad_features
-from electra_tf.finetune.squad import postprocess as squad_postprocess
 from electra_tf.finetune.squad import reader as squad
 from electra_tf.tokenization import Tokenizer
 from tests.electra_tf.finetune import squad_fixtures
@@ -120,57 +119,3 @@ def test_window_config_validation():
         squad_features.WindowConfig(64, 0, 10).validate()
     with pytest.raises(UserError, match="no room for the context"):
         squad_features.WindowConfig(16, 8, 14).validate()
-
-
-def brute_force(start, end, max_context, context_mask, max_answer_length):
-    best = []
-    for i in np.flatnonzero(max_context):
-        for j in np.flatnonzero(context_mask):
-            if i <= j < i + max_answer_length:
-                best.append((start[i] + end[j], i, j))
-    return sorted(best, reverse=True)
-
-
-def test_span_candidates_match_brute_force():
-    rng = np.random.default_rng(0)
-    start = rng.normal(size=(3, 20)).astype(np.float32)
-    end = rng.normal(size=(3, 20)).astype(np.float32)
-    context = np.zeros((3, 20), bool)
-    context[:, 5:17] = True
-    max_context = context.copy()
-    max_context[1, 5:9] = False
-    max_context[2, :] = False  # no valid start: no candidate at all
-    scores, starts, ends = (t.numpy() for t in squad_postprocess.span_candidates(
-        start, end, max_context, context, max_answer_length=4, k=5))
-    for w in range(2):
-        expected = brute_force(start[w], end[w], max_context[w], context[w], 4)[:5]
-        np.testing.assert_allclose(scores[w], [e[0] for e in expected], rtol=1e-6)
-        assert list(zip(starts[w], ends[w])) == [(e[1], e[2]) for e in expected]
-    assert (scores[2] <= -1e8).all()
-
-
-def test_postprocess_reads_answers_from_logits(tokenizer, examples):
-    features = squad_features.build_features(examples, tokenizer, WINDOW, with_targets=True)
-    count, length = features.inputs["input_ids"].shape
-    start_logits = np.zeros((count, length), np.float32)
-    end_logits = np.zeros((count, length), np.float32)
-    answerable_logits = np.full(count, -3.0, np.float32)
-    for w in range(count):
-        if features.answerable[w] == 1:
-            start_logits[w, features.start_positions[w]] = 5.0
-            end_logits[w, features.end_positions[w]] = 5.0
-            answerable_logits[w] = 2.0
-    predicted = squad_postprocess.postprocess(examples, features, start_logits, end_logits,
-                                              answerable_logits, n_best_size=3,
-                                              max_answer_length=10)
-    for example in examples:
-        if example.is_impossible:
-            assert predicted.na_scores[example.qas_id] == pytest.approx(3.0)
-            continue
-        assert predicted.answers[example.qas_id] == example.answer_texts[0]
-        assert predicted.na_scores[example.qas_id] == pytest.approx(-2.0)
-        nbest = predicted.nbest[example.qas_id]
-        assert len(nbest) == 3 and nbest[0]["score"] == pytest.approx(10.0)
-        assert sum(e["probability"] for e in nbest) == pytest.approx(1.0)
-        assert all(example.context[e["start"]:e["end"]] == e["text"] for e in nbest)
-    assert predicted.final(0.0)["q6"] == "" and predicted.final(0.0)["q4"] == "Le Zinc"

@@ -63,23 +63,65 @@ def test_evaluate_v2_by_hand():
     assert applied["NoAns_exact"] == pytest.approx(100.0)
 
 
-def test_abstaining_everywhere_threshold_really_abstains():
+def test_abstaining_everywhere_reports_the_official_zero_threshold():
     examples = [_example("a", ["x"]), _example("b", [])]
     predictions = {"a": "wrong", "b": "wrong"}
     na_scores = {"a": 1.0, "b": 2.0}
     got = squad_metrics.evaluate(examples, predictions, na_scores=na_scores)
-    assert got["best_exact"] == pytest.approx(50.0)
+    # Abstain-all = 1 of 2; answering a (EM 0) = 1, then b ("wrong") = 0: nothing beats it,
+    # so the official script keeps its initial threshold 0.0.
+    assert got["best_exact"] == pytest.approx(50.0) and got["best_exact_thresh"] == 0.0
+    usable = squad_metrics.usable_threshold(got, na_scores, "exact")
+    assert usable < 1.0
     applied = squad_metrics.evaluate(examples, predictions, na_scores=na_scores,
-                                     na_threshold=got["best_exact_thresh"])
-    assert applied["exact"] == pytest.approx(got["best_exact"])
+                                     na_threshold=usable)
+    assert applied["exact"] == pytest.approx(50.0)
+
+
+def test_default_na_threshold_is_the_official_one():
+    # --na-prob-thresh defaults to 1.0: b (1.5 > 1) counts as abstained, a (0.9) does not.
+    examples = [_example("a", []), _example("b", [])]
+    got = squad_metrics.evaluate(examples, {"a": "x", "b": "y"},
+                                 na_scores={"a": 0.9, "b": 1.5})
+    assert got["exact"] == pytest.approx(50.0) and got["NoAns_exact"] == pytest.approx(50.0)
+
+
+def test_best_threshold_ties_follow_the_na_score_order():
+    # q1 right (+1), q2 unanswerable answered "x" (-1), both at no-answer score 0.5; abstain-
+    # all scores 1 of 2. Official order = the mapping's: q1 first reaches 2 (100%, at 0.5);
+    # q2 first goes 0 then back to 1, never above 1, so 50% at threshold 0.0.
+    examples = [_example("q1", ["yes"]), _example("q2", [])]
+    predictions = {"q1": "yes", "q2": "x"}
+    first = squad_metrics.evaluate(examples, predictions, na_scores={"q1": 0.5, "q2": 0.5})
+    assert first["best_exact"] == pytest.approx(100.0) and first["best_exact_thresh"] == 0.5
+    second = squad_metrics.evaluate(examples, predictions, na_scores={"q2": 0.5, "q1": 0.5})
+    assert second["best_exact"] == pytest.approx(50.0) and second["best_exact_thresh"] == 0.0
+
+
+def test_v2_answerable_means_a_non_empty_answer_list():
+    # "The" normalizes to "": the official script still counts the question as HasAns, and
+    # scores it against [""], so the empty prediction is right (EM 1, F1 1).
+    examples = [_example("a", ["The"]), _example("b", ["Rome"])]
+    got = squad_metrics.evaluate(examples, {"a": "", "b": "in Rome"})
+    # b: EM 0; F1 tokens {in, rome} vs {rome}: P 1/2, R 1 -> 2/3.
+    assert got["HasAns_total"] == 2 and "NoAns_total" not in got
+    assert got["exact"] == pytest.approx(50.0)
+    assert got["f1"] == pytest.approx(100 * (1 + 2 / 3) / 2)
+
+
+def test_v2_skips_a_missing_prediction_like_the_official_script():
+    examples = [_example("a", ["x"]), _example("b", [])]
+    got = squad_metrics.evaluate(examples, {"b": ""})
+    # Only b is scored (EM 1): total 1.
+    assert got["total"] == 1 and got["exact"] == pytest.approx(100.0) and got["missing"] == 1
 
 
 def test_evaluate_v1_missing_prediction_scores_zero():
     examples = [_example("a", ["Paris", "paris, France"]), _example("b", ["Rome"])]
     got = squad_metrics.evaluate(examples, {"a": "Paris France"}, version=1)
     # a: matches "paris, France" after punctuation removal: EM 1, F1 1. b missing: 0.
-    assert got["exact"] == pytest.approx(50.0)
-    assert got["f1"] == pytest.approx(50.0)
+    assert got["exact_match"] == got["exact"] == pytest.approx(50.0)
+    assert got["f1"] == pytest.approx(50.0) and got["total"] == 2
     assert got["missing"] == 1
     assert "HasAns_exact" not in got
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from electra_tf.modeling import common
 from electra_tf.modeling.backbone import Backbone
-from electra_tf.modeling.heads import ClassificationHead, DiscriminatorHead, SpanHead, TaggingHead
+from electra_tf.modeling.heads import DenseHead, DiscriminatorHead
 from electra_tf.pretraining.objective import ElectraPretrainer
 from tests.electra_tf.checkpoint_io import numpy_electra
 from tests.electra_tf.modeling.tiny import CLS, MASK, SEP, random_batch, tiny_config, tiny_objective
@@ -135,8 +135,9 @@ def test_mixed_precision_dtypes(policy, name):
     sequence = backbone(inputs, training=True, dropout_seed=SEED)
     assert sequence.dtype == compute and sequence.shape == (2, 16, 32)
     assert all(v.dtype == "float32" for v in backbone.variables)
-    logits = [ClassificationHead(config, 3)(sequence), TaggingHead(config, 4)(sequence),
-              DiscriminatorHead(config)(sequence), SpanHead(config)(sequence)["start_logits"]]
-    assert [x.shape for x in logits] == [(2, 3), (2, 16, 4), (2, 16), (2, 16)]
+    logits = [DenseHead(config, 3, "classifier")(sequence),
+              DenseHead(config, 4, "tagger", per_token=True)(sequence),
+              DiscriminatorHead(config)(sequence)]
+    assert [x.shape for x in logits] == [(2, 3), (2, 16, 4), (2, 16)]
     assert all(x.dtype == "float32" for x in logits)
     assert np.isfinite(sequence.numpy().astype(np.float32)).all()

@@ -46,13 +46,17 @@ class TinyContractModel(keras.Model):
     is even (loss "parity", every real position), returning the loop contract's dict.
 
     nan_after: the "lm" loss becomes NaN for batches holding an example_index >= nan_after.
+    overflow_at: the "lm" loss is multiplied by 1e30 (finite in float32) for the batch holding
+    that example_index, so under mixed_float16 its float16 gradients overflow.
     """
 
-    def __init__(self, vocab_size=50, hidden=8, dropout=0.0, nan_after=None, **kwargs):
+    def __init__(self, vocab_size=50, hidden=8, dropout=0.0, nan_after=None, overflow_at=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.vocab_size = vocab_size
         self.dropout = dropout
         self.nan_after = nan_after
+        self.overflow_at = overflow_at
         self.embed = keras.layers.Embedding(vocab_size, hidden, name="embed")
         self.hidden = keras.layers.Dense(hidden, activation="gelu", name="hidden")
         self.lm = keras.layers.Dense(vocab_size, name="lm")
@@ -79,6 +83,9 @@ class TinyContractModel(keras.Model):
             # A loss that turns NaN from a known example on: the divergence tests' trigger.
             late = tf.reduce_max(features["example_index"]) >= self.nan_after
             lm_sum = tf.where(late, tf.constant(float("nan")), lm_sum)
+        if self.overflow_at is not None:
+            hit = tf.reduce_any(tf.equal(features["example_index"], self.overflow_at))
+            lm_sum = lm_sum * tf.where(hit, 1e30, 1.0)
         return {
             "losses": {"lm": (lm_sum, tf.reduce_sum(lm_weight), 1.0),
                        "parity": (tf.reduce_sum(bce * mask), tf.reduce_sum(mask), 2.0)},

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from electra_tf import checkpoint_io, data
-from electra_tf.training import distribute, loop, results
+from electra_tf.training import distribute, loop, optimization, results
 from tests.electra_tf.training.helpers import TinyContractModel, write_shards
 
 SEQ = 16
@@ -189,6 +189,32 @@ def test_mixed_float16_clips_the_unscaled_gradient_under_loss_scaling(tmp_path, 
     assert total == pytest.approx(lr * clip, rel=1e-4)  # a clipped float32 step
     error = np.sqrt(sum(np.sum((g - d) ** 2) for g, d in zip(got, want)))
     assert error < 0.02 * total
+
+
+def test_a_skipped_float16_step_is_not_a_step_and_the_schedule_still_ends_at_zero(
+        tmp_path, shards):
+    # The batch of step 3 (examples 16..23 at batch 8) overflows in float16: the loss-scale
+    # optimizer skips it and halves the scale; it must not count, so six updates take seven
+    # batches and the schedule (lr 1e-2 * (1 - step / 6)) reaches 0 exactly at step 6.
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        trainer = make_trainer(
+            tmp_path / "m", shards, mixed_precision="mixed_float16", steps_per_loop=3,
+            save_checkpoints_steps=3, model_fn=lambda: TinyContractModel(overflow_at=20),
+            optimizer_fn=lambda: optimization.create_optimizer("adamw", 1e-2, 6, 0))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    scale = float(trainer.optimizer.dynamic_scale)
+    result = trainer.train(6)
+    assert result.step == 6
+    assert float(trainer.optimizer.dynamic_scale) == scale / 2  # exactly one skipped step
+    assert int(trainer.optimizer.iterations.numpy()) == int(trainer.step.numpy()) == 6
+    assert int(trainer.optimizer.inner_optimizer.iterations.numpy()) == 6
+    assert float(trainer.optimizer.learning_rate) == 0.0
+    # Checkpoints carry the one counter ("step"), and it resumes.
+    reader = tf.train.load_checkpoint(str(tmp_path / "m"))
+    assert reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 6
+    assert tf.train.latest_checkpoint(str(tmp_path / "m")).endswith("ckpt-6")
 
 
 def test_the_dtype_policy_is_the_callers_and_must_match(tmp_path, shards):

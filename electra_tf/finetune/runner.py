@@ -11,7 +11,6 @@ summarizes the trials (each, mean, best).
 """
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -365,11 +364,6 @@ def needed_splits(options: FinetuneOptions, task: tasks.Task) -> list:
     return splits
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with tf.io.gfile.GFile(path, "rb") as f:
-        digest.update(f.read())
-    return digest.hexdigest()
 
 
 def save_task_files(directory: str, task: tasks.Task, tokenizer: Tokenizer,
@@ -380,7 +374,8 @@ def save_task_files(directory: str, task: tasks.Task, tokenizer: Tokenizer,
         io.copy_file(tokenizer.vocab_file, vocab)
     io.write_json(io.join(directory, tasks.TASK_FILE), {
         **task.metadata(), "vocab_file": VOCAB_FILE,
-        "vocab_sha256": _sha256(tokenizer.vocab_file), "do_lower_case": tokenizer.do_lower_case,
+        "vocab_sha256": io.sha256_file(tokenizer.vocab_file),
+        "do_lower_case": tokenizer.do_lower_case,
         "strip_accents": tokenizer.strip_accents, "max_seq_length": options.max_seq_length,
         "text_pairs": pairs})
 

@@ -13,7 +13,6 @@ input_stream.json (a resume on other shards restarts the stream; training/checkp
 """
 
 import dataclasses
-import hashlib
 
 import keras
 import numpy as np
@@ -42,15 +41,12 @@ class _Inputs:
     objective: ObjectiveConfig
 
 
-def _file_sha256(path: str) -> str:
-    with tf.io.gfile.GFile(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def _check_vocab_matches_shards(vocab_file: str, files: list) -> None:
     info = data.read_dataset_info(files)
     expected = info.get("vocab_sha256")
-    if expected and expected != _file_sha256(vocab_file):
+    if expected and expected != io.sha256_file(vocab_file):
         raise UserError(f"--vocab_file={vocab_file} is not the vocabulary the shards in "
                         f"{io.dirname(files[0])} were built with (vocab_sha256 differs)")
 

@@ -7,6 +7,7 @@ keyed by dropout_seed; it keeps the loop tests independent of the ELECTRA object
 
 import json
 import os
+import socket
 
 import keras
 import numpy as np
@@ -103,3 +104,14 @@ def write_vocab(path, vocab_size=50):
     with open(path, "w") as f:
         f.write("\n".join(tokens) + "\n")
     return path
+
+
+def free_ports(n):
+    """n free TCP ports on localhost (for TF_CONFIG clusters of local processes)."""
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports

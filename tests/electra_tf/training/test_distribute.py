@@ -17,7 +17,6 @@ moments, which are linear (m) and quadratic (v) in the gradient.
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -25,6 +24,7 @@ import numpy as np
 import pytest
 
 from electra_tf.training import distribute
+from tests.electra_tf.training.helpers import free_ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
@@ -52,16 +52,6 @@ def load(out):
     with open(out + ".json") as f:
         summary = json.load(f)
     return summary, dict(np.load(out + ".npz"))
-
-
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def multi_worker(tmp_path, name, steps):

@@ -12,7 +12,6 @@ two processes on loopback, each with its TF_CONFIG.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ import pytest
 import tensorflow as tf
 
 from tests.electra_tf.finetune.helpers import VOCAB, sentiment_rows, tiny_config, write_table
-from tests.electra_tf.training.helpers import write_shards, write_vocab
+from tests.electra_tf.training.helpers import free_ports, write_shards, write_vocab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__)))))
@@ -39,16 +38,6 @@ def inputs(tmp_path_factory):
     train = write_shards(str(root / "train"), num_files=2, examples_per_file=64, seq_length=16)
     vocab = write_vocab(str(root / "vocab.txt"))
     return [f"--train_files={train}", f"--vocab_file={vocab}"] + TINY
-
-
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def tf_configs(layout):

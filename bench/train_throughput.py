@@ -230,7 +230,8 @@ def measure_peaks(report, dtypes: list, size: int, threads: tuple) -> dict:
 def synthetic_input_fn(tf, config, seq_length: int, pool: int = 8):
     """Full-length random sequences ([CLS] ... [SEP]), as the Trainer's train_input_fn."""
 
-    def input_fn(global_batch_size, input_context):
+    def input_fn(global_batch_size, input_context, start_batch):
+        del start_batch  # a pool of random rows has no position to resume (benches never do)
         rows = global_batch_size // input_context.num_input_pipelines
         count = pool * rows
         ids = tf.random.stateless_uniform((count, seq_length), seed=(1, 2),

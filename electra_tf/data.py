@@ -113,8 +113,13 @@ def check_shards(files: list, max_seq_length: int) -> None:
 
 def pretraining_dataset(file_patterns, global_batch_size: int, max_seq_length: int, *,
                         is_training: bool, seed: int = 0,
-                        input_context: tf.distribute.InputContext = None) -> tf.data.Dataset:
+                        input_context: tf.distribute.InputContext = None,
+                        start_batch: int = 0) -> tf.data.Dataset:
     """Batches of {input_ids, input_mask, segment_ids: int32 [b, T], example_index: int64 [b]}.
+
+    `start_batch` > 0 (training): the stream from global batch number `start_batch` on, the
+    batches an iteration from the start would yield after that many; it reads and drops the
+    records before them (serialized, before parsing: the cost of a resume is one read of them).
 
     With an `input_context` of P input pipelines, this pipeline (id p) reads 1/P of the files
     (or of the records, when there are fewer files than pipelines) and yields its share of each
@@ -146,13 +151,16 @@ def pretraining_dataset(file_patterns, global_batch_size: int, max_seq_length: i
     if not shard_files:
         dataset = dataset.shard(pipelines, pipeline_id)
     if is_training:
-        # Shuffle serialized records (smaller than parsed ones) so the buffer stays cheap to
-        # checkpoint along with the iterator.
+        # Shuffle serialized records: smaller than parsed ones, and a resume skips them
+        # before any parsing.
         dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed + 1, reshuffle_each_iteration=True)
+    if start_batch:
+        dataset = dataset.skip(start_batch * batch_size)
     dataset = dataset.batch(batch_size, drop_remainder=True)
     dataset = dataset.map(_parse_fn(max_seq_length), num_parallel_calls=tf.data.AUTOTUNE,
                           deterministic=True)
-    dataset = dataset.enumerate().map(_indexer(global_batch_size, pipeline_id * batch_size))
+    dataset = dataset.enumerate(start=start_batch).map(
+        _indexer(global_batch_size, pipeline_id * batch_size))
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY))
     return dataset.prefetch(tf.data.AUTOTUNE)
 

@@ -14,6 +14,7 @@ behind, never a half-written target.
     {'accuracy': 0.9}
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -111,3 +112,63 @@ def sha256_file(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def checkpoint_reader(prefix: str):
+    """A reader of the checkpoint `prefix` (".../ckpt-3"), on any filesystem.
+
+    tf.train.load_checkpoint and list_variables first ask whether the name is a directory, and
+    on filesystems whose directories are name prefixes (ram://) ".../ckpt-3" is one as soon as
+    ".../ckpt-3.index" exists; this reader takes the prefix as it is.
+    """
+    return tf.compat.v1.train.NewCheckpointReader(prefix)
+
+
+def absolute(path: str) -> str:
+    """A local path made absolute; a URL-style path (gs://, ram://) as it is, already absolute."""
+    return path if "://" in path else os.path.abspath(path)
+
+
+def listdir(path: str) -> list[str]:
+    """The names in directory `path`, sorted. Object stores list a subdirectory with a trailing
+    '/' (GCS does), so names are stripped of it and compare like local ones."""
+    return sorted({name.rstrip("/") for name in tf.io.gfile.listdir(path)})
+
+
+@contextlib.contextmanager
+def staging_directory(parent: str, label: str):
+    """A new hidden directory `parent/.<label>-<random>` for the block, removed afterwards
+    whatever happens: what is written there reaches its final names only by moves (a reader
+    of `parent` never sees a file half-written, and a killed writer leaves only a hidden
+    directory, which TF Serving and checkpoint lookups ignore)."""
+    path = join(parent, f".{label}-{uuid.uuid4().hex[:12]}")
+    tf.io.gfile.makedirs(path)
+    try:
+        yield path
+    finally:
+        if tf.io.gfile.exists(path):
+            tf.io.gfile.rmtree(path)
+
+
+def move_files(source_dir: str, target_dir: str, last: tuple = ()) -> list[str]:
+    """Moves every file under `source_dir` to the same relative path under `target_dir`
+    (directories created, files of the same name replaced); returns the relative paths.
+
+    One rename per file, so this works where a directory rename does not (an object store
+    renames objects; ram:// renames only the directory entry). Each file appears under its
+    final name whole, but the files appear one by one: the relative paths in `last` are moved
+    after all others, in that order, so a reader that looks for one of them (a SavedModel's
+    saved_model.pb, a checkpoint's `checkpoint` state file) finds everything it refers to.
+    Source and target must be on the same filesystem.
+    """
+    files = []
+    for directory, _, names in tf.io.gfile.walk(source_dir):
+        relative = directory[len(source_dir):].strip("/")
+        files.extend(join(relative, name) if relative else name for name in names)
+    order = {name: i for i, name in enumerate(last)}
+    files.sort(key=lambda name: (order.get(name, -1), name))
+    for name in files:
+        target = join(target_dir, name)
+        tf.io.gfile.makedirs(dirname(target))
+        tf.io.gfile.rename(join(source_dir, name), target, overwrite=True)
+    return files

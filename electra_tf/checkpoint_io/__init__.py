@@ -89,22 +89,27 @@ def resolve_prefix(path: str, flag: str = "--init_checkpoint") -> str:
     if hf.is_hf(path):
         hf.check_paths(path, flag)
         return path
-    if tf.io.gfile.isdir(path):
+    try:
+        # The index first: a filesystem may call a prefix a directory when names begin with it
+        # (ram:// does).
+        if tf.io.gfile.exists(path + ".index"):
+            return path
+        is_directory = tf.io.gfile.isdir(path)
+    except tf.errors.OpError as e:  # e.g. a bucket that does not exist, no credentials
+        raise UserError(f"{flag}={path}: {first_line(e)}") from None
+    if is_directory:
         latest = tf.train.latest_checkpoint(path)
         if not latest:
             raise UserError(f"{flag}={path}: directory holds no checkpoint")
         return latest
-    if not tf.io.gfile.exists(path + ".index"):
-        raise UserError(f"{flag}={path}: no such checkpoint (expected {path}.index "
-                        "or a directory with a 'checkpoint' file)")
-    return path
+    raise UserError(f"{flag}={path}: no such checkpoint (expected {path}.index "
+                    "or a directory with a 'checkpoint' file)")
 
 
 def _model_children(prefix: str) -> set:
     """Names of the attributes of the "model" object saved in an object-based checkpoint."""
-    reader = tf.train.load_checkpoint(prefix)
     graph = trackable_object_graph_pb2.TrackableObjectGraph()
-    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    graph.ParseFromString(tf1.reader(prefix).get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
     for child in graph.nodes[0].children:
         if child.local_name == "model":
             return {c.local_name for c in graph.nodes[child.node_id].children}
@@ -142,7 +147,9 @@ def model_config_of(path: str, flag: str = "--init_checkpoint") -> ModelConfig |
                             "discriminator sizes; pass its ElectraForPreTraining directory too "
                             "(DISC_DIR,GEN_DIR)")
         return config
-    directory = path if tf.io.gfile.isdir(path) else io.dirname(path)
+    # A prefix is told by its index before asking for a directory (see resolve_prefix).
+    is_prefix = tf.io.gfile.exists(path + ".index")
+    directory = path if not is_prefix and tf.io.gfile.isdir(path) else io.dirname(path)
     config_path = io.join(directory, CONFIG_FILE)
     if tf.io.gfile.exists(config_path):
         return _load_config(config_path)

@@ -5,14 +5,10 @@ Every direction goes through `open_checkpoint`, which rebuilds and restores the 
 writes atomically: an output directory never holds half a checkpoint.
 """
 
-import os
-import shutil
-import tempfile
-
 import numpy as np
 import tensorflow as tf
 
-from electra_tf import checkpoint_io
+from electra_tf import checkpoint_io, io
 from electra_tf.checkpoint_io import hf, tf1
 from electra_tf.cli import UserError
 from electra_tf.config import CONFIG_FILE
@@ -26,9 +22,7 @@ def convert_from_tf1(tf1_path: str, output_dir: str, overwrite: bool = False) ->
         raise UserError(f"--tf1_checkpoint={tf1_path}: not a TF1 ELECTRA checkpoint (no "
                             f"{tf1.WORD_EMBEDDINGS}); for this project's checkpoints "
                             "use --to_tf1 --checkpoint")
-    if tf.train.latest_checkpoint(output_dir) and not overwrite:
-        raise UserError(f"--output_dir={output_dir} already holds a checkpoint; pass "
-                            "--overwrite to replace it")
+    _prepare_output_dir(output_dir, overwrite)
     opened = checkpoint_io.open_checkpoint(prefix, "--tf1_checkpoint")
     print(f"{prefix}: {tf1.describe_sizes(opened.config)}")
     return _save(opened, output_dir)
@@ -39,9 +33,7 @@ def convert_from_hf(hf_dir: str, output_dir: str, overwrite: bool = False) -> st
     if not hf.is_hf(hf_dir):
         raise UserError(f"--hf_dir={hf_dir}: not an HF model directory (no config.json with "
                             f"a model_type, no {hf.SAFETENSORS_FILE} or {hf.H5_FILE})")
-    if tf.train.latest_checkpoint(output_dir) and not overwrite:
-        raise UserError(f"--output_dir={output_dir} already holds a checkpoint; pass "
-                            "--overwrite to replace it")
+    _prepare_output_dir(output_dir, overwrite)
     imported = hf.import_dirs(hf_dir, "--hf_dir")
     for model in imported.models:
         print(f"{model.weights_file}: {model.architecture}")
@@ -52,25 +44,37 @@ def convert_from_hf(hf_dir: str, output_dir: str, overwrite: bool = False) -> st
     return _save(opened, output_dir)
 
 
-def _save(opened, output_dir: str) -> str:
-    os.makedirs(output_dir, exist_ok=True)
-    # Written beside the output first and moved in, so output_dir never holds half a checkpoint.
-    staging = tempfile.mkdtemp(prefix=".convert-", dir=output_dir)
+def _prepare_output_dir(output_dir: str, overwrite: bool, refuse_checkpoint: bool = True) -> None:
+    """Creates output_dir; refuses one that holds a checkpoint unless `overwrite`. A filesystem
+    that cannot be reached (no credentials, a bucket that does not exist) is a UserError."""
     try:
+        latest = tf.train.latest_checkpoint(output_dir) if refuse_checkpoint else None
+        if latest and not overwrite:
+            raise UserError(f"--output_dir={output_dir} already holds a checkpoint; pass "
+                            "--overwrite to replace it")
+        tf.io.gfile.makedirs(output_dir)
+    except tf.errors.OpError as e:
+        raise UserError(f"--output_dir={output_dir}: {io.first_line(e)}") from None
+
+
+def _save(opened, output_dir: str) -> str:
+    # Written into a hidden directory inside output_dir and moved in, data before index and the
+    # `checkpoint` state file last, so output_dir never offers half a checkpoint.
+    with io.staging_directory(output_dir, "convert") as staging:
         saved = tf.train.CheckpointManager(
             tf.train.Checkpoint(model=opened.model), staging, max_to_keep=1).save(
                 checkpoint_number=0)
-        opened.config.save(os.path.join(staging, CONFIG_FILE))
-        for name in os.listdir(staging):
-            os.replace(os.path.join(staging, name), os.path.join(output_dir, name))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return os.path.join(output_dir, os.path.basename(saved))
+        opened.config.save(io.join(staging, CONFIG_FILE))
+        name = io.basename(saved)
+        io.move_files(staging, output_dir, last=(CONFIG_FILE, f"{name}.index", "checkpoint"))
+    return io.join(output_dir, name)
 
 
 def convert_to_tf1(checkpoint: str, output_dir: str, overwrite: bool = False) -> str:
     """This project's checkpoint -> TF1-named checkpoint (model.ckpt) in output_dir."""
     values = tf1.model_tf1_values(checkpoint_io.open_checkpoint(checkpoint).model)
+    # write_tf1_checkpoint refuses an existing TF1 checkpoint itself.
+    _prepare_output_dir(output_dir, overwrite, refuse_checkpoint=False)
     return tf1.write_tf1_checkpoint(values, output_dir, overwrite=overwrite)
 
 
@@ -85,12 +89,13 @@ def convert_to_hf(checkpoint: str, output_dir: str, vocab_file: str | None = Non
                                 f"vocab_size is {opened.config.vocab_size}")
     values = {name: np.asarray(v) for name, v in tf1.model_tf1_values(opened.model).items()}
     exported = hf.export_values(opened.config, values)
-    targets = {name: os.path.join(output_dir, name) for name in exported}
+    targets = {name: io.join(output_dir, name) for name in exported}
     existing = [t for t in targets.values()
-                if os.path.exists(os.path.join(t, hf.SAFETENSORS_FILE))]
+                if tf.io.gfile.exists(io.join(t, hf.SAFETENSORS_FILE))]
     if existing and not overwrite:
         raise UserError(f"{existing[0]} already holds {hf.SAFETENSORS_FILE}; pass "
                             "--overwrite to replace it")
+    _prepare_output_dir(output_dir, overwrite, refuse_checkpoint=False)
     for name, (config, tensors) in exported.items():
         hf.write_hf_dir(targets[name], config, tensors, vocab_file, overwrite=True)
         print(f"{targets[name]}: {config['architectures'][0]}, {len(tensors)} tensors")

@@ -20,8 +20,8 @@ GELU, `model_type` electra or bert and absolute position embeddings are accepted
 
 import dataclasses
 import json
-import os
 import re
+from io import BytesIO
 
 import numpy as np
 import tensorflow as tf
@@ -126,20 +126,31 @@ def _weights_file(directory: str) -> str:
 
 # --- reading ---------------------------------------------------------------------------------
 
-def _read_safetensors(path: str) -> dict:
-    from safetensors.numpy import load_file
+def _read_bytes(path: str) -> bytes:
+    # Through tf.io.gfile, so the weights may be on any filesystem (safetensors' and h5py's own
+    # file readers know only local paths).
     try:
-        return dict(load_file(path))
+        with tf.io.gfile.GFile(path, "rb") as f:
+            return f.read()
+    except tf.errors.OpError as e:
+        raise UserError(f"{path}: cannot read ({io.first_line(e)})") from None
+
+
+def _read_safetensors(path: str) -> dict:
+    from safetensors.numpy import load
+    data = _read_bytes(path)
+    try:
+        return dict(load(data))
     except Exception as e:  # safetensors raises its own error types for damaged files
         raise UserError(f"{path}: not a readable safetensors file ({e})") from None
 
 
 def _read_safetensors_index(path: str) -> dict:
-    directory = os.path.dirname(path)
+    directory = io.dirname(path)
     shards = sorted(set(io.read_json(path).get("weight_map", {}).values()))
     tensors = {}
     for shard in shards:
-        tensors.update(_read_safetensors(os.path.join(directory, shard)))
+        tensors.update(_read_safetensors(io.join(directory, shard)))
     return tensors
 
 
@@ -163,8 +174,9 @@ def h5_name_to_hf(name: str) -> tuple[str, bool]:
 def _read_h5(path: str) -> dict:
     import h5py
     tensors = {}
+    data = _read_bytes(path)
     try:
-        with h5py.File(path, "r") as f:
+        with h5py.File(BytesIO(data), "r") as f:
             def visit(name, item):
                 if isinstance(item, h5py.Dataset):
                     hf_name, transpose = h5_name_to_hf(name)
@@ -424,12 +436,12 @@ def import_dirs(path: str, flag: str = "--init_checkpoint") -> Imported:
 
 
 def _with_generator(config: ModelConfig, gen: HFModel, disc: HFModel) -> ModelConfig:
-    g, where = gen.config, os.path.join(gen.directory, CONFIG_FILE)
+    g, where = gen.config, io.join(gen.directory, CONFIG_FILE)
     for field in ("vocab_size", "embedding_size", "max_position_embeddings", "type_vocab_size"):
         if getattr(g, field) != getattr(config, field):
             raise UserError(f"{where}: {field}={getattr(g, field)} differs from the "
                             f"discriminator's {getattr(config, field)} "
-                            f"({os.path.join(disc.directory, CONFIG_FILE)})")
+                            f"({io.join(disc.directory, CONFIG_FILE)})")
     combined = dataclasses.replace(
         config, generator_hidden_size=g.hidden_size / config.hidden_size,
         generator_layers=g.num_hidden_layers / config.num_hidden_layers,
@@ -496,7 +508,7 @@ def _check_heads(model, imported: Imported, path: str, flag: str) -> None:
             field = ("generator_num_attention_heads" if hf_model.family == GENERATOR
                      else "num_attention_heads")
             raise UserError(
-                f"{flag}={path}: {os.path.join(hf_model.directory, CONFIG_FILE)} has "
+                f"{flag}={path}: {io.join(hf_model.directory, CONFIG_FILE)} has "
                 f"num_attention_heads={hf_model.config.num_attention_heads}, the model has "
                 f"{ours.num_attention_heads} ({field})")
 

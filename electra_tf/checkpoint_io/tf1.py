@@ -13,10 +13,7 @@ pre-training starts from the weights with fresh optimizer state (the reference f
 """
 
 import dataclasses
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Mapping
 
 import keras
@@ -111,13 +108,19 @@ def tf1_name(path: str) -> str | None:
     return None
 
 
-def checkpoint_shapes(prefix: str) -> Shapes:
-    """The ELECTRA model variables of a checkpoint with their shapes (slots and step left out)."""
+def reader(prefix: str):
+    """The checkpoint reader of a checkpoint prefix (io.checkpoint_reader: not mistaken for a
+    directory on ram://); UserError naming it when it cannot be read."""
     try:
-        variables = tf.train.list_variables(prefix)
+        return io.checkpoint_reader(prefix)
     except (tf.errors.OpError, ValueError) as e:
         raise UserError(f"{prefix}: not a readable checkpoint ({first_line(e)})") from None
-    return {name: tuple(shape) for name, shape in variables if TF1_NAME.fullmatch(name)}
+
+
+def checkpoint_shapes(prefix: str) -> Shapes:
+    """The ELECTRA model variables of a checkpoint with their shapes (slots and step left out)."""
+    variables = reader(prefix).get_variable_to_shape_map()
+    return {name: tuple(shape) for name, shape in variables.items() if TF1_NAME.fullmatch(name)}
 
 
 def is_tf1_checkpoint(prefix: str) -> bool:
@@ -199,8 +202,8 @@ def _fmt(shape: tuple | None) -> str:
 
 def read_tf1_checkpoint(prefix: str) -> dict[str, np.ndarray]:
     """Every ELECTRA model variable of a TF1 checkpoint as NumPy (no step, no Adam slots)."""
-    reader = tf.train.load_checkpoint(prefix)
-    return {name: reader.get_tensor(name) for name in checkpoint_shapes(prefix)}
+    opened = reader(prefix)
+    return {name: opened.get_tensor(name) for name in checkpoint_shapes(prefix)}
 
 
 def _variables(model) -> list:
@@ -247,9 +250,9 @@ def restore_tf1(model, prefix: str) -> list[str]:
     if diff:
         raise UserError(f"TF1 checkpoint {prefix} ({_sizes_or_unknown(found)}) does not fit the "
                         f"model ({_sizes_or_unknown(expected)}): {diff}")
-    reader = tf.train.load_checkpoint(prefix)
+    opened = reader(prefix)
     for name, variable in wanted.items():
-        variable.assign(reader.get_tensor(name).astype(variable.dtype))
+        variable.assign(opened.get_tensor(name).astype(variable.dtype))
     return sorted(wanted)
 
 
@@ -271,32 +274,26 @@ def write_tf1_checkpoint(values: Mapping[str, np.ndarray], output_dir: str,
 
     Variables are stored under exactly their TF1 names plus `global_step` (int64), with the
     `checkpoint` state file, so tf.train.load_checkpoint / latest_checkpoint and the reference's
-    init_from_checkpoint read it. Files are written to a temporary directory first and moved in.
-    Returns the checkpoint prefix.
+    init_from_checkpoint read it. Files are written to a hidden directory inside output_dir and
+    moved in one by one, the index after the data and the `checkpoint` file last, so a reader
+    finds the new checkpoint only once it is complete. Returns the checkpoint prefix.
     """
-    prefix = os.path.join(output_dir, basename)
-    existing = [p for p in (f"{prefix}.index", os.path.join(output_dir, "checkpoint"))
-                if os.path.exists(p)]
+    prefix = io.join(output_dir, basename)
+    state_file = io.join(output_dir, "checkpoint")
+    existing = [p for p in (f"{prefix}.index", state_file) if tf.io.gfile.exists(p)]
     if existing and not overwrite:
         raise UserError(f"{output_dir} already holds a checkpoint ({existing[0]}); "
                         "pass --overwrite to replace it")
-    os.makedirs(output_dir, exist_ok=True)
     names = sorted(values)
     tensors = [tf.constant(values[name]) for name in names]
     names.append("global_step")
     tensors.append(tf.constant(global_step, tf.int64))
-    staging = tempfile.mkdtemp(prefix=".tf1-", dir=output_dir)
-    try:
-        staged = os.path.join(staging, basename)
+    with io.staging_directory(output_dir, "tf1") as staging:
         with tf.device("/cpu:0"):
-            tf.raw_ops.SaveV2(prefix=staged, tensor_names=names,
+            tf.raw_ops.SaveV2(prefix=io.join(staging, basename), tensor_names=names,
                               shape_and_slices=[""] * len(names), tensors=tensors)
-        for filename in os.listdir(staging):
-            os.replace(os.path.join(staging, filename), os.path.join(output_dir, filename))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        io.move_files(staging, output_dir, last=(f"{basename}.index",))
     # The CheckpointState text proto with a relative path, so the directory can be moved.
-    io.write_text(os.path.join(output_dir, "checkpoint"),
-                  f'model_checkpoint_path: "{basename}"\n'
-                  f'all_model_checkpoint_paths: "{basename}"\n')
+    io.write_text(state_file, f'model_checkpoint_path: "{basename}"\n'
+                              f'all_model_checkpoint_paths: "{basename}"\n')
     return prefix

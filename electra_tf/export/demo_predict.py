@@ -13,11 +13,11 @@ replaced probability, marking the swapped word and the token the model finds mos
 from electra_tf import cli  # isort: skip
 
 # isort: split
-import os
-
 import tensorflow as tf
 import tensorflow_text  # noqa: F401 (registers the tokenizer's ops for the loaded graph)
 from absl import flags
+
+from electra_tf import io
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("export_dir", None, "Directory of integer SavedModel versions (the newest "
@@ -28,11 +28,11 @@ flags.DEFINE_string("swapped", "the chef ate the meal .",
 
 
 def latest_version(export_dir: str) -> str:
-    versions = sorted(int(n) for n in os.listdir(export_dir) if n.isdigit()) \
-        if os.path.isdir(export_dir) else []
+    versions = sorted(int(n) for n in io.listdir(export_dir) if n.isdigit()) \
+        if tf.io.gfile.isdir(export_dir) else []
     if not versions:
         raise cli.UserError(f"--export_dir={export_dir}: no SavedModel version directory")
-    return os.path.join(export_dir, str(versions[-1]))
+    return io.join(export_dir, str(versions[-1]))
 
 
 def swapped_words(original: str, swapped: str) -> set[str]:

@@ -5,8 +5,10 @@ of any registered task kind, or a checkpoint in the original TF1 layout). `expor
 wraps it with the data stage's in-graph tokenizer and the signatures of its head (the
 discriminator's and the generator's in electra_tf/serving.py; each fine-tuning task kind brings
 its own) and writes `export_dir/<version>/`, the integer version directory TF Serving's
-model_base_path expects, atomically: the SavedModel is written under a hidden temporary name and
-renamed into place, so a server polling export_dir never loads a half-written version.
+model_base_path expects. export_dir may be on any tf.io.gfile filesystem (local, gs://, s3://,
+hdfs://). The SavedModel is written under a hidden name inside export_dir and moved into place, so
+a server polling export_dir never loads a half-written version: on a local disk by one directory
+rename (atomic), elsewhere file by file with saved_model.pb last (see `_publish`).
 
 A fine-tuned model is served with the tokenizer it was fine-tuned with, read from its
 finetune_task.json (vocab_file, do_lower_case, strip_accents): a flag that contradicts the
@@ -14,10 +16,8 @@ record is an error, and so is a recorded vocabulary whose sha256 no longer match
 recorded at fine-tuning; a --vocab_file given on purpose needs only the model's size.
 """
 
-import os
-import shutil
 import sys
-import tempfile
+import uuid
 
 import tensorflow as tf
 
@@ -28,6 +28,8 @@ from electra_tf.finetune import registry, tasks
 
 # The --head values: the pre-trained model's two heads and one per registered task kind.
 HEADS = ("auto", "discriminator", "generator", *(kind.head for kind in registry.KINDS.values()))
+# The file that makes a directory a SavedModel (what loaders look for).
+SAVED_MODEL_FILE = "saved_model.pb"
 
 
 
@@ -62,7 +64,7 @@ def tokenizer_settings(opened: checkpoint_io.Opened, vocab_file: str | None,
                   f"(sha256 differs from {where}); serving it as given", file=sys.stderr)
     else:
         vocab_file = io.join(opened.directory, record.get("vocab_file", "vocab.txt"))
-        if not os.path.isfile(vocab_file):
+        if not tf.io.gfile.exists(vocab_file) or tf.io.gfile.isdir(vocab_file):
             raise UserError(f"{vocab_file} (recorded in {where}) not found; pass --vocab_file")
         if recorded_sha and io.sha256_file(vocab_file) != recorded_sha:
             raise UserError(f"{vocab_file}: sha256 differs from the vocabulary recorded in "
@@ -113,16 +115,50 @@ def build_serving_module(opened: checkpoint_io.Opened, vocab_file: str | None = 
 
 def next_version(export_dir: str) -> int:
     """One more than the highest integer version directory in export_dir (1 when none)."""
-    if not os.path.isdir(export_dir):
-        return 1
-    versions = [int(name) for name in os.listdir(export_dir) if name.isdigit()]
-    return max(versions, default=0) + 1
+    try:
+        names = io.listdir(export_dir) if tf.io.gfile.isdir(export_dir) else []
+    except tf.errors.OpError as e:  # e.g. a bucket that does not exist, no credentials
+        raise UserError(f"--export_dir={export_dir}: {io.first_line(e)}") from None
+    return max((int(name) for name in names if name.isdigit()), default=0) + 1
 
 
 def _refuse_existing(target: str, overwrite: bool) -> None:
-    if os.path.exists(target) and not overwrite:
+    try:
+        exists = tf.io.gfile.exists(target)
+    except tf.errors.OpError as e:  # e.g. a bucket that does not exist, no credentials
+        raise UserError(f"--export_dir={io.dirname(target)}: {io.first_line(e)}") from None
+    if exists and not overwrite:
         raise UserError(f"{target} already exists; pass --overwrite to replace it or choose "
                         "another --version")
+
+
+def _publish(staging: str, target: str) -> None:
+    """Moves the SavedModel in `staging` to `target` (replacing a version there).
+
+    Local disks rename the directory: the version appears whole at once, and a replaced one is
+    renamed aside before it is deleted. Other filesystems (GCS, S3, HDFS, ram://) cannot be
+    trusted to rename a directory in one step (GCS copies its objects one by one, ram://
+    renames only the directory entry), so the files move one by one with saved_model.pb last:
+    a loader that requires it (TF Serving's, tf.saved_model.load, contains_saved_model) sees
+    no SavedModel until every file it refers to is in place. A replaced version loses its
+    saved_model.pb first, so it never mixes old and new files as a SavedModel.
+    """
+    if "://" not in target:
+        if tf.io.gfile.exists(target):
+            retired = io.join(io.dirname(target), f".replaced-{io.basename(target)}-"
+                                                  f"{uuid.uuid4().hex[:12]}")
+            tf.io.gfile.rename(target, retired)
+            tf.io.gfile.rename(staging, target)
+            tf.io.gfile.rmtree(retired)
+        else:
+            tf.io.gfile.rename(staging, target)
+        return
+    if tf.io.gfile.exists(target):
+        marker = io.join(target, SAVED_MODEL_FILE)
+        if tf.io.gfile.exists(marker):
+            tf.io.gfile.remove(marker)
+        tf.io.gfile.rmtree(target)
+    io.move_files(staging, target, last=(SAVED_MODEL_FILE,))
 
 
 def save(module: serving.ServingModule, export_dir: str, version: int | None = None,
@@ -131,28 +167,16 @@ def save(module: serving.ServingModule, export_dir: str, version: int | None = N
     version = next_version(export_dir) if version is None else version
     if version < 0:
         raise UserError(f"--version={version} must be a non-negative integer")
-    target = os.path.join(export_dir, str(version))
+    target = io.join(export_dir, str(version))
     _refuse_existing(target, overwrite)
-    os.makedirs(export_dir, exist_ok=True)
-    # Hidden names: TF Serving only loads directories whose name is an integer.
-    staging = tempfile.mkdtemp(prefix=f".export-{version}-", dir=export_dir)
     try:
+        tf.io.gfile.makedirs(export_dir)
+    except tf.errors.OpError as e:
+        raise UserError(f"--export_dir={export_dir}: {io.first_line(e)}") from None
+    # A hidden name: TF Serving only loads directories whose name is an integer.
+    with io.staging_directory(export_dir, f"export-{version}") as staging:
         tf.saved_model.save(module, staging, signatures=module.signatures())
-        # mkdtemp makes the directory private (0700); a server running as another user (the
-        # TF Serving container) must be able to read the version like any other directory.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, 0o777 & ~umask)
-        if os.path.exists(target):
-            retired = tempfile.mkdtemp(prefix=f".replaced-{version}-", dir=export_dir)
-            os.replace(target, os.path.join(retired, "old"))
-            os.replace(staging, target)
-            shutil.rmtree(retired)
-        else:
-            os.replace(staging, target)
-    finally:
-        if os.path.exists(staging):
-            shutil.rmtree(staging)
+        _publish(staging, target)
     return target
 
 
@@ -161,9 +185,10 @@ def export_saved_model(checkpoint: str, vocab_file: str | None, export_dir: str,
                        do_lower_case: bool | None = None, strip_accents: bool | None = None,
                        version: int | None = None, overwrite: bool = False) -> str:
     """checkpoint -> export_dir/<version>/ with the serving signatures; returns that path."""
-    if version is not None:
-        # Checked before the (slow) model build as well as in save().
-        _refuse_existing(os.path.join(export_dir, str(version)), overwrite)
+    # Checked before the (slow) model build as well as in save(), which also stops an
+    # export_dir that cannot be reached.
+    _refuse_existing(io.join(export_dir, str(next_version(export_dir) if version is None
+                                              else version)), overwrite)
     opened = checkpoint_io.open_checkpoint(checkpoint)
     module = build_serving_module(opened, vocab_file, head, max_seq_length, top_k,
                                   do_lower_case, strip_accents)

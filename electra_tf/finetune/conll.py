@@ -17,13 +17,7 @@ from electra_tf.finetune.tabular import FileReader
 
 def read_conll(path: str, token_column: int, tag_column: int | None) -> list:
     """Sentences of `path`; tags None when `tag_column` is None (unlabelled test files)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    lines = tasks.read_data_file(path).splitlines()
     sentences = []
     words, tags, start, width = [], [], 0, None
 
@@ -77,14 +71,10 @@ class ConllReader(FileReader):
 
 
 def _single_column(path: str) -> bool:
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                columns = line.split()
-                if columns and columns[0] != "-DOCSTART-":
-                    return len(columns) == 1
-    except (OSError, UnicodeDecodeError):
-        pass  # read_conll reports it
+    for line in tasks.read_data_file(path).splitlines():
+        columns = line.split()
+        if columns and columns[0] != "-DOCSTART-":
+            return len(columns) == 1
     return False
 
 

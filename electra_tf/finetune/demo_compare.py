@@ -15,12 +15,16 @@ Prints the three dev accuracies and writes comparison.json.
         --output_dir=demo_out/finetune
 """
 
-import os
+# First: imports TensorFlow with its C++ start-up notices filtered out (electra_tf/cli.py).
+from electra_tf import cli  # isort: skip
+
+# isort: split
 import time
 
+import tensorflow as tf
 from absl import flags
 
-from electra_tf import cli, io
+from electra_tf import io
 from electra_tf.cli import format_duration
 from electra_tf.finetune import flags as finetune_flags
 from electra_tf.finetune import runner
@@ -49,11 +53,11 @@ DEMO_SETTINGS = dict(task="classification", text_column="text", label_column="la
 
 def settings(model_dir: str, **values) -> FinetuneOptions:
     """The options of one of the two runs: the demo's settings on top of the flags."""
-    data = os.path.join(FLAGS.demo_data_dir, "rotten_tomatoes")
+    data = io.join(FLAGS.demo_data_dir, "rotten_tomatoes")
     return finetune_flags.options_from_flags(
-        FLAGS, **DEMO_SETTINGS, train_file=os.path.join(data, "train.tsv"),
-        dev_file=os.path.join(data, "dev.tsv"),
-        vocab_file=FLAGS.vocab_file or os.path.join(FLAGS.demo_data_dir, "vocab", "vocab.txt"),
+        FLAGS, **DEMO_SETTINGS, train_file=io.join(data, "train.tsv"),
+        dev_file=io.join(data, "dev.tsv"),
+        vocab_file=FLAGS.vocab_file or io.join(FLAGS.demo_data_dir, "vocab", "vocab.txt"),
         model_dir=model_dir, **values)
 
 
@@ -67,22 +71,22 @@ def fine_tune(options: FinetuneOptions) -> tuple[float, float, int]:
 def main(argv):
     if len(argv) > 1:
         raise cli.UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-    config_file = os.path.join(FLAGS.pretrained_dir, "config.json")
-    if not os.path.exists(config_file):
+    config_file = io.join(FLAGS.pretrained_dir, "config.json")
+    if not tf.io.gfile.exists(config_file):
         raise cli.UserError(f"--pretrained_dir={FLAGS.pretrained_dir}: no config.json (not a "
                             "pre-training model_dir)")
-    hf_dir = (os.path.join(FLAGS.demo_data_dir, "minilm") if FLAGS.hf_dir is None
+    hf_dir = (io.join(FLAGS.demo_data_dir, "minilm") if FLAGS.hf_dir is None
               else FLAGS.hf_dir)
     runs = ("pretrained", "random", "minilm") if hf_dir else ("pretrained", "random")
     for name in runs:
-        if os.path.exists(os.path.join(FLAGS.output_dir, name, "checkpoint")):
-            raise cli.UserError(f"{os.path.join(FLAGS.output_dir, name)} holds a fine-tuned "
+        if tf.io.gfile.exists(io.join(FLAGS.output_dir, name, "checkpoint")):
+            raise cli.UserError(f"{io.join(FLAGS.output_dir, name)} holds a fine-tuned "
                                 "model already; remove it or choose another --output_dir")
     pretrained, pretrained_seconds, steps = fine_tune(settings(
-        os.path.join(FLAGS.output_dir, "pretrained"), init_checkpoint=FLAGS.pretrained_dir))
+        io.join(FLAGS.output_dir, "pretrained"), init_checkpoint=FLAGS.pretrained_dir))
     # Same architecture (the pre-trained config.json), random initialization, same budget.
     random_init, random_seconds, _ = fine_tune(settings(
-        os.path.join(FLAGS.output_dir, "random"), init_checkpoint=None,
+        io.join(FLAGS.output_dir, "random"), init_checkpoint=None,
         config_file=config_file))
     comparison = {
         "task": "Rotten Tomatoes fresh/rotten (dev split)",
@@ -94,7 +98,7 @@ def main(argv):
     if hf_dir:
         # Sizes from the HF config.json; the weights through the HF import path.
         minilm, minilm_seconds, _ = fine_tune(settings(
-            os.path.join(FLAGS.output_dir, "minilm"), init_checkpoint=hf_dir))
+            io.join(FLAGS.output_dir, "minilm"), init_checkpoint=hf_dir))
         comparison["hf_encoder_dev_accuracy"] = minilm
         comparison["hf_encoder_dir"] = hf_dir
         comparison["fine_tuning_seconds"]["hf_encoder"] = minilm_seconds

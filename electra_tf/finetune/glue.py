@@ -12,8 +12,10 @@ are in GLUE's submission format and a model trained from one source evaluates on
 import csv
 import dataclasses
 import functools
-import os
 
+import tensorflow as tf
+
+from electra_tf import io
 from electra_tf.cli import UserError
 from electra_tf.finetune import tasks
 from electra_tf.finetune.kinds import TaskName
@@ -82,17 +84,22 @@ class GlueTsvReader:
 
     def __init__(self, spec: GlueSpec, data_dir: str):
         self.spec = spec
-        nested = os.path.join(data_dir, spec.directory)
-        self.directory = nested if os.path.isdir(nested) else data_dir
-        if not os.path.isdir(self.directory):
+        nested = io.join(data_dir, spec.directory)
+        try:
+            self.directory = nested if tf.io.gfile.isdir(nested) else data_dir
+            found = tf.io.gfile.isdir(self.directory)
+        except tf.errors.OpError as e:  # e.g. a bucket that does not exist, no credentials
+            raise UserError(f"--data_dir={data_dir}: {io.first_line(e)}") from None
+        if not found:
             raise UserError(f"--data_dir={data_dir}: directory not found")
         self._cache: dict = {}
 
     def path(self, split: str) -> str:
-        return os.path.join(self.directory, f"{split}.tsv")
+        return io.join(self.directory, f"{split}.tsv")
 
     def has_split(self, split: str) -> bool:
-        return os.path.isfile(self.path(split))
+        path = self.path(split)
+        return tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path)
 
     def read(self, split: str) -> list:
         if split not in self._cache:
@@ -101,7 +108,7 @@ class GlueTsvReader:
 
     def _read(self, split: str) -> list:
         path = self.path(split)
-        if not os.path.isfile(path):
+        if not self.has_split(split):
             raise UserError(f"{path}: file not found (GLUE {self.spec.name} needs "
                             f"{split}.tsv in --data_dir)")
         records = tasks.read_delimited(path, "\t", csv.QUOTE_NONE)

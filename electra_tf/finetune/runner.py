@@ -13,7 +13,6 @@ summarizes the trials (each, mean, best).
 import dataclasses
 import json
 import math
-import os
 import sys
 
 import keras
@@ -115,20 +114,22 @@ def hyperparameters(options: FinetuneOptions, task: tasks.Task, config,
 def train_input_fn(arrays: dict, seed: int):
     """Endless stream of global batches, a fresh permutation of the data per epoch.
 
-    The order is a stateless function of (seed, epoch, position), so the checkpointed iterator
-    holds only a counter and a resumed run sees exactly the batches it would have seen.
+    The order is a stateless function of (seed, epoch, position), so a resumed run starts the
+    stream at its checkpoint's batch (`start_batch`) at no cost and sees exactly the batches it
+    would have seen.
     """
     tensors = {key: tf.constant(value) for key, value in arrays.items()}
     size = len(next(iter(arrays.values())))
 
-    def input_fn(global_batch_size: int, context: tf.distribute.InputContext):
+    def input_fn(global_batch_size: int, context: tf.distribute.InputContext, start_batch: int):
         def example(index):
             epoch = index // size
             seeds = tf.stack([tf.constant(seed, tf.int64), epoch])
             row = tf.random.experimental.index_shuffle(index % size, seeds, size - 1)
             return {key: tf.gather(value, row) for key, value in tensors.items()}
 
-        dataset = tf.data.Dataset.range(sys.maxsize).map(example)
+        dataset = tf.data.Dataset.range(start_batch * global_batch_size, sys.maxsize).map(
+            example)
         return worker_rows(dataset.batch(global_batch_size, drop_remainder=True),
                            global_batch_size, context)
 
@@ -370,7 +371,7 @@ def save_task_files(directory: str, task: tasks.Task, tokenizer: Tokenizer,
                     options: FinetuneOptions, pairs: bool) -> None:
     """finetune_task.json and the vocabulary: what export and predict-only runs rebuild from."""
     vocab = io.join(directory, VOCAB_FILE)
-    if os.path.abspath(tokenizer.vocab_file) != os.path.abspath(vocab):
+    if io.absolute(tokenizer.vocab_file) != io.absolute(vocab):
         io.copy_file(tokenizer.vocab_file, vocab)
     io.write_json(io.join(directory, tasks.TASK_FILE), {
         **task.metadata(), "vocab_file": VOCAB_FILE,
@@ -393,7 +394,10 @@ def run(options: FinetuneOptions) -> dict:
     task = registry.get_task(options.task, options)
     tokenizer = Tokenizer(options.vocab_file, do_lower_case=options.do_lower_case,
                           strip_accents=options.do_lower_case)
-    os.makedirs(options.model_dir, exist_ok=True)
+    try:
+        tf.io.gfile.makedirs(options.model_dir)
+    except tf.errors.OpError as e:  # e.g. a bucket that does not exist, no credentials
+        raise UserError(f"--model_dir={options.model_dir}: {io.first_line(e)}") from None
     task.prepare(options.model_dir, options.do_train)
     config = resolve_config(options, tokenizer)
     data = {}
@@ -406,7 +410,7 @@ def run(options: FinetuneOptions) -> dict:
     trials = []
     for k in range(options.num_trials):
         directory = (options.model_dir if options.num_trials == 1
-                     else os.path.join(options.model_dir, f"trial_{k}"))
+                     else io.join(options.model_dir, f"trial_{k}"))
         if distribute.is_chief(strategy):
             save_task_files(directory, task, tokenizer, options, pairs)
         runner = TrialRunner(options, task, config, strategy, data, directory,

@@ -13,7 +13,7 @@ task of another kind plugs in. The task description saved in every fine-tuning m
 import abc
 import csv
 import dataclasses
-import os
+import io as stdio
 from collections.abc import Sequence
 from typing import Union
 
@@ -350,25 +350,38 @@ def write_tsv(path: str, header: list, rows: list) -> None:
     io.write_text(path, "".join(lines))
 
 
+def read_data_file(path: str) -> str:
+    """The UTF-8 text of a data file on any filesystem (tf.io.gfile), a byte-order mark
+    dropped; UserError naming the file when it is missing or unreadable."""
+    try:
+        if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
+            raise UserError(f"{path}: file not found")
+        with tf.io.gfile.GFile(path, "rb") as f:
+            data = f.read()
+    except tf.errors.OpError as e:  # e.g. a bucket that does not exist, no credentials
+        raise UserError(f"{path}: {io.first_line(e)}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
 def read_delimited(path: str, delimiter: str, quoting: int = csv.QUOTE_MINIMAL):
     """(line number, fields) for each record of a TSV/CSV file; UserError if it cannot be read.
 
     TSV files are read without quote handling (one record per line, as GLUE and the demo data
     write them: a lone '"' in a sentence is text); CSV files follow RFC 4180 quoting.
     """
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: file not found")
+    text = read_data_file(path)
+    # newline="": the csv module sees the line ends as they are (quoted fields may hold them).
+    reader = csv.reader(stdio.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting,
+                        **({"quotechar": None} if quoting == csv.QUOTE_NONE else {}))
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f, delimiter=delimiter, quoting=quoting,
-                                **({"quotechar": None} if quoting == csv.QUOTE_NONE else {}))
-            records = []
+        records = []
+        line = reader.line_num + 1
+        for fields in reader:
+            records.append((line, fields))
             line = reader.line_num + 1
-            for fields in reader:
-                records.append((line, fields))
-                line = reader.line_num + 1
-            return records
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        return records
     except csv.Error as e:
         raise UserError(f"{path}:{reader.line_num}: {e}") from None

@@ -117,9 +117,10 @@ def build_trainer(options: PretrainOptions, inputs: _Inputs, strategy) -> loop.T
         except ValueError as e:
             raise UserError(f"optimizer flags: {e}") from None
 
-    def train_input(batch_size, context):
+    def train_input(batch_size, context, start_batch):
         return data.pretraining_dataset(inputs.train_files, batch_size, seq, is_training=True,
-                                        seed=options.seed, input_context=context)
+                                        seed=options.seed, input_context=context,
+                                        start_batch=start_batch)
 
     def eval_input(batch_size, context):
         return data.pretraining_dataset(inputs.eval_files, batch_size, seq, is_training=False,

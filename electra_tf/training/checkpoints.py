@@ -2,10 +2,11 @@
 
 The recipe's TF1 Estimator saved model + optimizer slots + global_step every N steps and resumed
 from model_dir; the input position was lost on restart. Here a checkpoint also holds the input
-iterator, so a resumed run continues the same data stream (and, with stateless randomness keyed by
-step and example, the very same computation), as long as it reads the same input: InputRecord
-(model_dir/input_stream.json) says whether it does. Nothing here knows which model it saves: what a
-checkpoint holds and which architecture it must match is electra_tf.checkpoint_io's job.
+position (how many batches the run took), so a resumed run continues the same data stream (and,
+with stateless randomness keyed by step and example, the very same computation), as long as it
+reads the same input: InputRecord (model_dir/input_stream.json) says whether it does. Nothing
+here knows which model it saves: what a checkpoint holds and which architecture it must match is
+electra_tf.checkpoint_io's job.
 """
 
 import signal
@@ -21,35 +22,34 @@ from electra_tf.io import first_line
 def checkpoint_directory(model_dir: str, chief: bool, worker: int) -> str:
     """Where this process keeps its checkpoints.
 
-    Every multi-worker process must take part in saving. Non-chief workers keep theirs (identical
-    weights, but their own input iterator position) under model_dir/workers/worker-<i>, so each
-    worker resumes its own shard of the input where it stopped.
+    Every multi-worker process must take part in saving (the collectives of a save need all of
+    them); non-chief workers keep their copies under model_dir/workers/worker-<i>.
     """
     return model_dir if chief else io.join(model_dir, "workers", f"worker-{worker}")
 
 
 class CheckpointKeeper:
-    """tf.train.CheckpointManager over model, optimizer, step and the input iterator.
+    """tf.train.CheckpointManager over model, optimizer, step and the input position.
 
-    Model, optimizer and step are always restored from the newest checkpoint in
-    `state_directory` (the chief's model_dir), so all workers resume at the same step. The
-    iterator is stored under `iterator_key`, which names the input layout ("iterator" for one
-    input pipeline, "iterator_<i>_of_<n>" for worker i of n), and is restored from this process's
-    own checkpoint of that same step. When there is none (say, 2 workers resuming a one-machine
-    run), everything but the input position is restored: a stream cannot continue on another
-    sharding, so it restarts from its seed.
+    Everything is restored from the newest checkpoint in `state_directory` (the chief's
+    model_dir), so all workers resume at the same step. The input position (a variable: the
+    number of batches taken) is stored under `position_key`, which names the input layout
+    ("input_position" for one input pipeline, "input_position_of_<n>_workers" for n): the
+    files are sharded over the workers, so a stream continues only on the same layout. When
+    the checkpoint has no position under this key (say, 2 workers resuming a one-machine run),
+    everything but the position is restored and the stream restarts from its seed.
     """
 
-    def __init__(self, directory: str, keep_checkpoint_max: int, iterator_key: str = "iterator",
-                 iterator=None, state_directory: str = "", peer_directories=(), **objects):
+    def __init__(self, directory: str, keep_checkpoint_max: int,
+                 position_key: str = "input_position", position=None,
+                 state_directory: str = "", peer_directories=(), **objects):
         self._state = tf.train.Checkpoint(**objects)
         self._state_directory = state_directory or directory
         self._peer_directories = list(peer_directories) or [directory]
-        self._directory = directory
-        self._iterator_key = iterator_key
-        self._iterator = iterator
-        if iterator is not None:
-            objects[iterator_key] = iterator
+        self._position_key = position_key
+        self._position = position
+        if position is not None:
+            objects[position_key] = position
         self.checkpoint = tf.train.Checkpoint(**objects)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, directory, max_to_keep=keep_checkpoint_max or None)
@@ -58,32 +58,30 @@ class CheckpointKeeper:
     def latest(self) -> str:
         return self.manager.latest_checkpoint
 
-    def restore_latest(self, restore_iterator: bool = True) -> tuple:
+    def restore_latest(self, restore_position: bool = True) -> tuple:
         """Restores the newest checkpoint, if any: (path or "", whether the input position was
-        restored). `restore_iterator=False` leaves the input iterator at its start (the run
-        reads other files than the checkpoint's stream did)."""
+        restored). `restore_position=False` leaves the position at 0 (the run reads other
+        files than the checkpoint's stream did)."""
         path = self.resumable()
         if not path:
             return "", False
-        own = io.join(self._directory, io.basename(path))
         try:
             self._state.restore(path).expect_partial().assert_existing_objects_matched()
-            has_iterator = (restore_iterator and self._iterator is not None
-                            and tf.io.gfile.exists(own + ".index")
-                            and any(name.startswith(self._iterator_key + "/")
-                                    for name, _ in tf.train.list_variables(own)))
-            if has_iterator:
-                tf.train.Checkpoint(**{self._iterator_key: self._iterator}).restore(
-                    own).expect_partial().assert_existing_objects_matched()
+            has_position = (restore_position and self._position is not None
+                            and any(name.startswith(self._position_key + "/") for name in
+                                    io.checkpoint_reader(path).get_variable_to_shape_map()))
+            if has_position:
+                tf.train.Checkpoint(**{self._position_key: self._position}).restore(
+                    path).expect_partial().assert_existing_objects_matched()
         except (ValueError, AssertionError, tf.errors.OpError) as e:
             raise UserError(f"cannot resume from {path}: {first_line(e)}") from None
-        return path, has_iterator
+        return path, has_position
 
     def resumable(self) -> str:
         """The checkpoint a restart resumes from: the newest one in `state_directory` that every
-        worker's directory (`peer_directories`) holds too, so all workers restore the same step
-        with their own input positions (a worker that died while the chief saved lacks the
-        newest); the newest one when none is complete (another number of workers wrote them)."""
+        worker's directory (`peer_directories`) holds too, i.e. whose save every worker finished
+        (a worker that died while the chief saved lacks the newest); the newest one when none is
+        complete (another number of workers wrote them)."""
         state = tf.train.get_checkpoint_state(self._state_directory)
         if state is None or not state.model_checkpoint_path:
             return ""
@@ -103,12 +101,12 @@ INPUT_STREAM_FILE = "input_stream.json"
 
 
 class InputRecord:
-    """model_dir/input_stream.json: what the checkpoints' input iterators were built from.
+    """model_dir/input_stream.json: what the checkpoints' input streams were built from.
 
-    A checkpoint's iterator state (file positions, shuffle buffer) continues the stream it was
-    saved from, whatever files the resumed run names. The record tells whether the run's
+    A checkpoint's input position continues the stream it was saved from only when the resumed
+    run reads the same files. The record tells whether the run's
     input (a JSON-able description: its files with their sizes, the sequence length) is that
-    stream; when it is not, the iterator is not restored and the stream restarts from the new
+    stream; when it is not, the position is not restored and the stream restarts from the new
     input. The chief rewrites it after the first checkpoint of a run that changed it (after, so
     that a kill between the two leaves a record older than the checkpoint, which only makes the
     next resume restart the stream, never continue a foreign one).

@@ -14,12 +14,15 @@ worker i is i + 1; worker i is i without a chief), and only the chief (TensorFlo
 `--collective_timeout_seconds` for a peer fails, and a peer whose connection closes fails the
 collectives at once, so a dead worker stops the others (WorkerLost) instead of hanging them.
 
-Input: each worker (input pipeline p of P) reads its rows [p*b, (p+1)*b) of every global batch
-as a plain tf.data pipeline, `worker_dataset`, whose iterator can be checkpointed (the
-iterators of `strategy.distribute_datasets_from_function` cannot, and resuming a run needs its
-input position). `split_batch` then hands each local replica its consecutive rows of the
-worker's batch, so replica r of R holds rows [r*B/R, (r+1)*B/R) of the global batch: the same
-rows whatever the number of workers.
+Input: each worker (input pipeline p of P) builds its rows [p*b, (p+1)*b) of every global
+batch as a plain tf.data pipeline; `distribute_input` cuts them into its local replicas'
+consecutive shares and hands them to `strategy.distribute_datasets_from_function`, whose
+iterator prefetches every replica's next batch onto its device (TPU infeed, GPU memory) while the
+current step runs: the host never slices a batch in the step. Replica r of R holds rows
+[r*B/R, (r+1)*B/R) of the global batch, whatever the number of workers. TensorFlow cannot save
+such an iterator in a checkpoint; the training loop saves the number of batches it took
+instead and rebuilds the stream from there (electra_tf/training/loop.py). `split_batch` does the
+same cut inside a step, for prediction over in-memory batches.
 """
 
 import contextlib
@@ -185,19 +188,56 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return bool(strategy.extended.should_checkpoint)
 
 
-def worker_dataset(strategy: tf.distribute.Strategy, input_fn, global_batch_size: int,
-                   micro_batches: int = 1) -> tf.data.Dataset:
-    """This worker's part of the global input stream, prefetched.
+def worker_dataset(strategy: tf.distribute.Strategy, input_fn, global_batch_size: int
+                   ) -> tf.data.Dataset:
+    """This worker's part of the global input stream, prefetched (`split_batch` cuts it up).
 
     `input_fn(global_batch_size, input_context)` returns a dataset of this pipeline's rows of
-    each global batch (electra_tf.data.pretraining_dataset does). `micro_batches` > 1 stacks that
-    many consecutive batches into one element [micro_batches, rows, ...] (gradient
-    accumulation); `split_batch` then splits along axis 1.
+    each global batch (electra_tf.data.pretraining_dataset does).
     """
-    dataset = input_fn(global_batch_size, input_context(strategy))
-    if micro_batches > 1:
-        dataset = dataset.batch(micro_batches, drop_remainder=True)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return input_fn(global_batch_size, input_context(strategy)).prefetch(tf.data.AUTOTUNE)
+
+
+def distribute_input(strategy: tf.distribute.Strategy, input_fn, global_batch_size: int,
+                     micro_batches: int = 1) -> tuple:
+    """(the distributed dataset of `input_fn`'s stream, the element spec of one replica's share).
+
+    `input_fn(global_batch_size, input_context)` returns this pipeline's rows of each global
+    batch, as for `worker_dataset`. Each worker batch is cut into its local replicas'
+    consecutive rows, in replica order, which is the order in which the distributed iterator
+    deals elements to the replicas. `micro_batches` > 1 stacks that many consecutive batches
+    into one element [micro_batches, rows, ...] per replica (gradient accumulation).
+    """
+    local_replicas = strategy.num_replicas_in_sync // num_workers(strategy)
+    specs = []
+
+    def replica_dataset(context):
+        dataset = input_fn(global_batch_size, context)
+        if micro_batches > 1:
+            dataset = dataset.batch(micro_batches, drop_remainder=True)
+        if local_replicas > 1:
+            dataset = dataset.map(
+                lambda batch: tf.nest.map_structure(
+                    lambda t: _replica_major(t, local_replicas, int(micro_batches > 1)), batch)
+            ).unbatch()
+        specs.append(dataset.element_spec)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    distributed = strategy.distribute_datasets_from_function(replica_dataset)
+    return distributed, specs[0]
+
+
+def _replica_major(tensor: tf.Tensor, replicas: int, batch_axis: int) -> tf.Tensor:
+    """[..., rows, ...] (rows at `batch_axis`) -> [replicas, ..., rows / replicas, ...]: replica
+    i's consecutive slice of the rows first."""
+    shape = tensor.shape.as_list()
+    split = shape[:batch_axis] + [replicas, shape[batch_axis] // replicas] + shape[batch_axis + 1:]
+    tensor = tf.reshape(tensor, split)
+    if batch_axis:
+        perm = list(range(len(split)))
+        perm[0], perm[batch_axis] = batch_axis, 0
+        tensor = tf.transpose(tensor, perm)
+    return tensor
 
 
 def split_batch(strategy: tf.distribute.Strategy, batch, batch_axis: int = 0):

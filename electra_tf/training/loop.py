@@ -13,8 +13,11 @@ Trainer API
         strategy=strategy,                # from electra_tf.training.distribute.create_strategy
         model_fn=lambda: model,           # called once under strategy.scope()
         optimizer_fn=lambda: optimizer,   # idem; wrapped in LossScaleOptimizer for mixed_float16
-        train_input_fn=fn,                # fn(global_batch_size, input_context) -> tf.data.Dataset
-        eval_input_fn=fn_or_None,         # idem (an infinite, deterministic stream for eval)
+        train_input_fn=fn,                # fn(global_batch_size, input_context, start_batch)
+                                          # -> tf.data.Dataset (the stream from global batch
+                                          # number start_batch on)
+        eval_input_fn=fn_or_None,         # fn(global_batch_size, input_context): an infinite,
+                                          # deterministic stream for eval
         model_dir=path,
         train_batch_size=256,             # global, across replicas and accumulation steps
         eval_batch_size=256,              # global
@@ -43,7 +46,16 @@ Trainer API
 Input functions return, for input pipeline p of P (P = number of workers), batches holding rows
 [p*b, (p+1)*b) of each global batch, b = global_batch_size / P, as a dict of tensors with a
 leading batch dimension (electra_tf.data.pretraining_dataset does this);
-electra_tf.training.distribute hands each replica its consecutive rows of them.
+electra_tf.training.distribute hands each replica its consecutive rows of them through
+`strategy.distribute_datasets_from_function`, prefetched onto the replicas' devices.
+
+Input position: TensorFlow cannot checkpoint the iterator of a distributed dataset (under any
+strategy), so the checkpoints keep the number of batches the run took from it (`input_position`,
+with the batches of skipped mixed_float16 steps), and a resumed run asks the train input
+function for the stream from that batch on (`start_batch`): the pre-training pipeline skips the
+records already read (electra_tf/data.py, costing one read of them), the fine-tuning stream
+starts at that index. With the same input (input_stream.json) and the same number of workers
+this is the stream the interrupted run would have read next.
 
 The model contract: `outputs = model(features, training=..., dropout_seed=...)` returns
 `outputs["losses"] = {name: (sum, count, weight)}` (total loss = sum_k weight_k * sum_k /
@@ -203,6 +215,9 @@ class Trainer:
         self._create_state(model_fn, optimizer_fn, keep_checkpoint_max)
         if not self.resumed_from and init_fn is not None:
             init_fn(self.model)
+        if self.input_restored and int(self._input_position.numpy()):
+            self._train_data = self._distribute_train_input(int(self._input_position.numpy()))
+        self._train_iterator = iter(self._train_data) if self._train_data is not None else None
         self._compile(jit_compile)
 
     # ------------------------------------------------------------------------- construction
@@ -227,18 +242,32 @@ class Trainer:
         return mixed_precision == "mixed_float16"
 
     def _create_input(self, train_input_fn, eval_input_fn) -> None:
-        self._train_dataset = self._eval_dataset = None
+        self._train_input_fn = train_input_fn
+        self._train_data = self._eval_data = None
+        self._train_spec = self._eval_spec = None
         if train_input_fn is not None:
-            self._train_dataset = distribute.worker_dataset(
-                self.strategy, train_input_fn, self.train_batch_size // self.grad_accum_steps,
-                self.grad_accum_steps)
+            self._train_data = self._distribute_train_input(0)
         if eval_input_fn is not None:
-            self._eval_dataset = distribute.worker_dataset(
+            self._eval_data, self._eval_spec = distribute.distribute_input(
                 self.strategy, eval_input_fn, self.eval_batch_size)
-        if self._train_dataset is None and self._eval_dataset is None:
+        if self._train_data is None and self._eval_data is None:
             raise ValueError("Trainer needs train_input_fn or eval_input_fn")
-        self._train_iterator = (iter(self._train_dataset) if self._train_dataset is not None
-                                else None)
+        # Not a distributed variable: every replica takes the same batches, and each worker
+        # saves the count along with its checkpoint.
+        self._input_position = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                           name="input_position")
+
+    def _distribute_train_input(self, position: int):
+        """The distributed training stream from step-sized batch number `position` on."""
+        micro_size = self.train_batch_size // self.grad_accum_steps
+        start = position * self.grad_accum_steps  # in batches of micro_size rows
+
+        def input_fn(global_batch_size, context):
+            return self._train_input_fn(global_batch_size, context, start)
+
+        dataset, self._train_spec = distribute.distribute_input(
+            self.strategy, input_fn, micro_size, self.grad_accum_steps)
+        return dataset
 
     def _create_state(self, model_fn, optimizer_fn, keep_checkpoint_max: int) -> None:
         """Model, optimizer, step and their checkpoints; restores the latest one, if any."""
@@ -258,14 +287,15 @@ class Trainer:
         self.checkpoints = checkpoints.CheckpointKeeper(
             checkpoints.checkpoint_directory(self.model_dir, self.chief, self.worker),
             keep_checkpoint_max,
-            iterator_key=("iterator" if self.num_workers == 1
-                          else f"iterator_{self.worker}_of_{self.num_workers}"),
-            iterator=self._train_iterator, state_directory=self.model_dir,
+            position_key=("input_position" if self.num_workers == 1
+                          else f"input_position_of_{self.num_workers}_workers"),
+            position=self._input_position if self._train_data is not None else None,
+            state_directory=self.model_dir,
             peer_directories=[checkpoints.checkpoint_directory(self.model_dir, i == 0, i)
                               for i in range(self.num_workers)],
             model=self.model, optimizer=self.optimizer, step=self.step)
         self.resumed_from, self.input_restored = self.checkpoints.restore_latest(
-            restore_iterator=self._input_record.matches())
+            restore_position=self._input_record.matches())
 
     def _build_model(self) -> None:
         """Creates the variables (needed before checkpoint restore and the optimizer build).
@@ -273,16 +303,14 @@ class Trainer:
         Runs the model once on zeros shaped like one replica's batch: reading a real batch
         would consume a shuffle epoch of the (seeded) input and shift the training stream.
         """
-        dataset = self._train_dataset if self._train_dataset is not None else self._eval_dataset
-        skip = 1 if self.grad_accum_steps > 1 and dataset is self._train_dataset else 0
-        local_replicas = self.num_replicas // self.num_workers
+        spec = self._train_spec if self._train_spec is not None else self._eval_spec
+        skip = 1 if self.grad_accum_steps > 1 and spec is self._train_spec else 0
 
-        def zeros(spec):
-            shape = spec.shape.as_list()[skip:]
-            shape[0] = max(1, (shape[0] or 1) // local_replicas)
-            return tf.zeros(shape, spec.dtype)
+        def zeros(tensor_spec):
+            shape = tensor_spec.shape.as_list()[skip:]
+            return tf.zeros([d or 1 for d in shape], tensor_spec.dtype)
 
-        outputs = self.model(tf.nest.map_structure(zeros, dataset.element_spec), training=False)
+        outputs = self.model(tf.nest.map_structure(zeros, spec), training=False)
         self._loss_names = sorted(outputs["losses"])
         self._metric_names = sorted(outputs.get("metrics", {}))
         self._auc_names = sorted(outputs.get("auc", {}))
@@ -392,7 +420,6 @@ class Trainer:
         step counter and the metrics as they were and takes the next batch; MAX_SKIPPED_STEPS
         skipped in a row count as a divergence.
         """
-        batch_axis = 1 if self.grad_accum_steps > 1 else 0
         totals = self._zero_stats()
         totals["grad_norm"] = tf.constant(0.0)
         done = tf.constant(0, tf.int32)
@@ -400,7 +427,8 @@ class Trainer:
         diverged = tf.constant(False)
         failed_step = tf.constant(0, tf.int64)  # the 1-based number of the diverged step
         while done < num_steps:
-            batch = distribute.split_batch(self.strategy, next(iterator), batch_axis)
+            batch = next(iterator)
+            self._input_position.assign_add(1)
             step = tf.convert_to_tensor(self.step)
             result = self.strategy.run(self._replica_train, args=(batch, step))
             result = tf.nest.map_structure(
@@ -424,8 +452,7 @@ class Trainer:
         return totals, done, diverged, failed_step
 
     def _eval_batch(self, batch):
-        result = self.strategy.run(self._replica_eval,
-                                   args=(distribute.split_batch(self.strategy, batch),))
+        result = self.strategy.run(self._replica_eval, args=(batch,))
         return tf.nest.map_structure(
             lambda v: self.strategy.experimental_local_results(v)[0], result)
 
@@ -449,11 +476,12 @@ class Trainer:
     # ------------------------------------------------------------------------------ public
     def evaluate(self, num_eval_steps: int) -> dict:
         """Metrics over the first num_eval_steps batches of the eval stream (same every time)."""
-        if self._eval_dataset is None:
+        if self._eval_data is None:
             return {}
         totals, sample = None, None
-        for batch in self._eval_dataset.take(num_eval_steps):
-            stats, row = self._eval_fn(batch)
+        batches = iter(self._eval_data)  # from the start of the stream every time
+        for _ in range(num_eval_steps):
+            stats, row = self._eval_fn(next(batches))
             stats = tf.nest.map_structure(lambda t: t.numpy(), stats)
             if totals is None:
                 totals, sample = stats, {k: v.numpy() for k, v in row.items()}
@@ -531,14 +559,14 @@ class Trainer:
         if step >= num_train_steps:
             self.log(f"model_dir already holds step {step} >= {num_train_steps} steps")
             return TrainResult(step, False, self.evaluate(num_eval_steps) if
-                               self._eval_dataset is not None else {})
+                               self._eval_data is not None else {})
         if self.resumed_from:
             self.log(f"resumed from {self.resumed_from} at step {step}" + (
                 "" if self.input_restored or self._train_iterator is None else
                 f" (the training input differs from {self._input_record.path}: the input "
                 "stream restarts from the new input)" if not self._input_record.matches() else
                 " (written with another number of workers: the input stream restarts)"))
-        elif self._eval_dataset is not None:
+        elif self._eval_data is not None:
             eval_results = self.evaluate(num_eval_steps)  # the "before" of the learning curve
         progress = Progress(num_train_steps - start, "steps")
         stopped = False
@@ -567,7 +595,7 @@ class Trainer:
                 if step == num_train_steps or (
                         self.save_checkpoints_steps and step % self.save_checkpoints_steps == 0):
                     self._save(step)
-                if self._eval_dataset is not None and (
+                if self._eval_data is not None and (
                         step == num_train_steps
                         or (eval_every_steps and step % eval_every_steps == 0)):
                     eval_results = self.evaluate(num_eval_steps)

@@ -77,6 +77,31 @@ def test_pipelines_read_disjoint_files_and_index_their_rows_of_the_global_batch(
     assert not seen[0] & seen[1]
 
 
+@pytest.mark.parametrize("pipelines", [1, 2])
+def test_a_stream_started_at_batch_k_is_the_full_stream_without_its_first_k_batches(
+        tmp_path, pipelines):
+    # 3 files x 10 records, batches of 4 per pipeline: k = 7 crosses an epoch of the files, so
+    # the file order reshuffled per epoch and the record shuffle buffer both matter.
+    pattern = write_shards(str(tmp_path), num_files=3 * pipelines, examples_per_file=10,
+                           seq_length=SEQ)
+    for pipeline in range(pipelines):
+        context = tf.distribute.InputContext(pipelines, pipeline, pipelines)
+
+        def stream(start, n, context=context):
+            return _take(data.pretraining_dataset(pattern, 4 * pipelines, SEQ, is_training=True,
+                                                  seed=3, input_context=context,
+                                                  start_batch=start), n)
+
+        full = stream(0, 12)[7:]
+        resumed = stream(7, 5)
+        for want, got in zip(full, resumed, strict=True):
+            for key in want:
+                np.testing.assert_array_equal(got[key], want[key])
+        # example_index goes on counting global batches from k.
+        np.testing.assert_array_equal(resumed[0]["example_index"],
+                                      7 * 4 * pipelines + pipeline * 4 + np.arange(4))
+
+
 def test_fewer_files_than_pipelines_shards_records(tmp_path):
     pattern = write_shards(str(tmp_path), num_files=1, examples_per_file=8, seq_length=SEQ)
     rows = []

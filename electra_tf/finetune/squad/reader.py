@@ -15,6 +15,7 @@ import dataclasses
 import json
 
 from electra_tf.cli import UserError
+from electra_tf.finetune import tasks
 
 TFDS_NAMES = {1: "squad/v1.1", 2: "squad/v2.0"}
 
@@ -114,12 +115,7 @@ def _field(record, key: str, kind, where: str, source: str, default=None):
 def read_squad_json(path: str, version: int) -> tuple[list[SquadExample], ReadStats]:
     """Examples of an official-format SQuAD JSON file (`version` 1 or 2)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            root = json.load(f)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        root = json.loads(tasks.read_data_file(path))
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: not valid JSON: {e.msg} at line {e.lineno} column "
                         f"{e.colno}") from None

@@ -80,7 +80,7 @@ def test_malformed_files_name_file_and_first_problem(tmp_path, text, message):
 
 
 def test_missing_file_and_v2_data_for_v1_task(tmp_path):
-    with pytest.raises(UserError, match="no such file"):
+    with pytest.raises(UserError, match="file not found"):
         squad.read_squad_json(str(tmp_path / "nope.json"), version=1)
     path = write(tmp_path, squad_json([{"context": CONTEXT, "qas": [
         {"id": "b", "question": "?", "answers": [], "is_impossible": True}]}]))

@@ -55,18 +55,18 @@ def examples():
     return {"input_ids": ids, "input_mask": mask, "segment_ids": np.zeros_like(ids)}
 
 
-def input_fn(global_batch, context):
+def input_fn(global_batch, context, start_batch=0):
     rows = global_batch // context.num_input_pipelines
     offset = context.input_pipeline_id * rows
     dataset = tf.data.Dataset.from_tensor_slices(examples()).repeat().batch(
-        global_batch, drop_remainder=True)
+        global_batch, drop_remainder=True).skip(start_batch)
 
     def mine(number, batch):
         batch = {k: v[offset:offset + rows] for k, v in batch.items()}
         batch["example_index"] = number * global_batch + offset + tf.range(rows, dtype=tf.int64)
         return batch
 
-    return dataset.enumerate().map(mine)
+    return dataset.enumerate(start=start_batch).map(mine)
 
 
 def main(argv):

@@ -209,3 +209,46 @@ def test_each_step_applies_minus_lr_times_the_clipped_global_gradient(tmp_path):
             assert np.abs(expected).max() > 0
             np.testing.assert_allclose(saved[key], expected, rtol=1e-4, atol=1e-7,
                                        err_msg=key)
+
+
+REPLICA_ROWS = """
+import json, sys
+from electra_tf.training import distribute
+import tensorflow as tf
+strategy = distribute.create_strategy(sys.argv[1], cpu_devices=int(sys.argv[2]))
+micro = int(sys.argv[3])
+
+def input_fn(global_batch_size, context):  # row r of global batch n holds 100 * n + r
+    rows = tf.range(global_batch_size, dtype=tf.int64)
+    return tf.data.Dataset.range(1000).map(lambda n: {"row": 100 * n + rows})
+
+data, spec = distribute.distribute_input(strategy, input_fn, 8, micro)
+batches = iter(data)
+taken = [[t.numpy().tolist() for t in strategy.experimental_local_results(next(batches)["row"])]
+         for _ in range(2)]
+print(json.dumps({"spec": spec["row"].shape.as_list(), "taken": taken}))
+"""
+
+
+@pytest.mark.parametrize("strategy, devices, micro", [
+    ("one_device", 0, 1), ("mirrored", 2, 1), ("mirrored", 2, 2)])
+def test_distributed_input_deals_each_replica_its_consecutive_rows(strategy, devices, micro):
+    output = subprocess.run([sys.executable, "-c", REPLICA_ROWS, strategy, str(devices),
+                             str(micro)], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                            timeout=300)
+    assert output.returncode == 0, output.stderr[-3000:]
+    got = json.loads(output.stdout.strip().splitlines()[-1])
+    replicas = max(devices, 1)
+    rows = 8 // replicas
+    # Step s takes global batches s*micro .. s*micro + micro - 1; replica i their rows
+    # [i*rows, (i+1)*rows), stacked along a leading micro-batch axis when micro > 1.
+    want = []
+    for step in range(2):
+        per_replica = []
+        for replica in range(replicas):
+            stacked = [[100 * (step * micro + m) + replica * rows + r for r in range(rows)]
+                       for m in range(micro)]
+            per_replica.append(stacked if micro > 1 else stacked[0])
+        want.append(per_replica)
+    assert got["taken"] == want
+    assert got["spec"] == ([micro, rows] if micro > 1 else [rows])

@@ -36,8 +36,8 @@ def make_trainer(model_dir, shards, model_fn=None, optimizer_fn=None, **kwargs):
         strategy=distribute.create_strategy("one_device"),
         model_fn=model_fn or (lambda: TinyContractModel()),
         optimizer_fn=optimizer_fn or (lambda: keras.optimizers.Adam(1e-2)),
-        train_input_fn=lambda batch, ctx: data.pretraining_dataset(
-            train, batch, SEQ, is_training=True, seed=1, input_context=ctx),
+        train_input_fn=lambda batch, ctx, start: data.pretraining_dataset(
+            train, batch, SEQ, is_training=True, seed=1, input_context=ctx, start_batch=start),
         eval_input_fn=lambda batch, ctx: data.pretraining_dataset(
             held_out, batch, SEQ, is_training=False, input_context=ctx),
         model_dir=str(model_dir), log_fn=lambda line: None, **options)

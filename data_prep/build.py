@@ -426,11 +426,11 @@ def plan(options: BuildOptions, log=print) -> BuildPlan:
     start_time = time.monotonic()
     validate(options)
     corpus = open_corpus(options)
-    output_dir = _absolute(options.output_dir)
+    output_dir = io.absolute(options.output_dir)
     size_for_default = getattr(corpus, "estimated_bytes", corpus.total_size)
     num_out_files = options.num_out_files or default_num_out_files(size_for_default)
     if options.vocab_file:
-        vocab_file = _absolute(options.vocab_file)
+        vocab_file = io.absolute(options.vocab_file)
         try:
             found = tf.io.gfile.exists(vocab_file) and not tf.io.gfile.isdir(vocab_file)
         except tf.errors.OpError as e:
@@ -499,11 +499,6 @@ def build(options: BuildOptions, log=print) -> dict:
     _run_tasks(pending, build_plan.corpus, build_plan.vocab_file, options,
                build_plan.output_dir, processes)
     return finish(build_plan, log)
-
-
-def _absolute(path: str) -> str:
-    """A local path made absolute (the manifest and dataset_info name it); URLs unchanged."""
-    return path if "://" in path else os.path.abspath(path)
 
 
 def describe_source(corpus) -> str:

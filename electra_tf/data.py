@@ -13,8 +13,6 @@ Evaluation: files in sorted order, no shuffling, repeated, so every evaluation r
 batches.
 """
 
-import os
-
 import tensorflow as tf
 
 from electra_tf import io
@@ -62,10 +60,7 @@ def describe_input(files: list, max_seq_length: int) -> dict:
     """What a training stream is built from, for model_dir/input_stream.json: every shard (its
     absolute name and size in bytes) and the sequence length. Two runs with equal descriptions
     read the same stream; a resumed run with another one restarts its input."""
-    def absolute(path):
-        return path if "://" in path else os.path.abspath(path)
-
-    return {"files": [{"path": absolute(f), "bytes": int(tf.io.gfile.stat(f).length)}
+    return {"files": [{"path": io.absolute(f), "bytes": int(tf.io.gfile.stat(f).length)}
                       for f in files],
             "max_seq_length": int(max_seq_length)}
 

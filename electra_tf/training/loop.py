@@ -215,8 +215,9 @@ class Trainer:
         self._create_state(model_fn, optimizer_fn, keep_checkpoint_max)
         if not self.resumed_from and init_fn is not None:
             init_fn(self.model)
-        if self.input_restored and int(self._input_position.numpy()):
-            self._train_data = self._distribute_train_input(int(self._input_position.numpy()))
+        position = int(self._input_position.numpy())
+        if self.input_restored and position:
+            self._train_data = self._distribute_train_input(position)
         self._train_iterator = iter(self._train_data) if self._train_data is not None else None
         self._compile(jit_compile)
 

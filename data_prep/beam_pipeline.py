@@ -44,6 +44,9 @@ def run(build_plan: build.BuildPlan, pipeline_args: list, log=print) -> None:
         f"on Beam ({' '.join(pipeline_args) or 'FnApiRunner'}) ...")
     if not pending:
         return
+    if not any(a.startswith("--default_sdk_harness_log_level") for a in pipeline_args):
+        # The SDK workers log each channel they open at INFO, burying the progress lines.
+        pipeline_args = [*pipeline_args, "--default_sdk_harness_log_level=WARNING"]
     options = PipelineOptions(pipeline_args)
     with beam.Pipeline(options=options) as pipeline:
         _ = (pipeline

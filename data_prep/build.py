@@ -29,6 +29,11 @@ input_mask, segment_ids of length max_seq_length, and output_dir/dataset_info.js
 under output_dir/eval/ for the held-out shards).
 """
 
+# First, also in worker processes (spawned or Beam's), which import this module before anything
+# else of ours: TensorFlow imported with its C++ start-up notices filtered (electra_tf/cli.py).
+from electra_tf import cli  # isort: skip
+
+# isort: split
 import dataclasses
 import functools
 import json
@@ -47,8 +52,8 @@ import numpy as np
 import tensorflow as tf
 
 from data_prep import sources
-from data_prep.example_builder import ExampleBuilder, serialize_examples
-from electra_tf import cli, io
+from data_prep.example_builder import ExampleBuilder
+from electra_tf import io
 from electra_tf.config import SPECIAL_TOKENS
 
 SHARD_PREFIX = "pretrain_data.tfrecord"
@@ -238,7 +243,7 @@ def build_shard(task: ShardTask, ctx: WorkerContext) -> dict:
                 lines.clear()
                 document_ends.clear()
             examples = builder.take_examples()
-            for record in serialize_examples(examples):
+            for record in examples.records:
                 writer.write(record)
             _add_example_stats(stats, examples, ctx.max_seq_length)
             ctx.report(task.index, position[0], stats["documents"], stats["corpus_wordpieces"])
@@ -278,7 +283,13 @@ def _add_example_stats(stats: dict, examples, max_seq_length: int) -> None:
     stats["length_counts"] += np.bincount(lengths, minlength=max_seq_length + 1)
 
 
-def make_tokenizer(vocab_file: str, do_lower_case: bool, strip_accents: bool):
+def make_tokenizer(vocab_file: str, do_lower_case: bool, strip_accents: bool,
+                   rules: tuple | None = None):
+    """The build's tokenizer; `rules`: tokenization.unicode_rules() from the main process."""
+    if rules is not None:  # a worker process: builds one tokenizer in its life
+        from electra_tf.tokenization import Tokenizer
+
+        return Tokenizer(vocab_file, do_lower_case, strip_accents, rules=rules)
     return _cached_tokenizer(vocab_file, io.sha256_file(vocab_file), do_lower_case, strip_accents)
 
 
@@ -302,12 +313,21 @@ def _take_task(tasks: list, counter) -> ShardTask | None:
 
 
 def _work(tasks, counter, corpus, vocab_file, options: BuildOptions, output_dir, reports,
-          parent_pid: int | None = None):
+          rules, workers: int, parent_pid: int | None = None):
     """Builds shards until none is left; reports ("progress", ...), ("done", index) or
     ("error", is_user_error, message). Runs in each worker process and in a main-process
-    thread."""
+    thread. The main process's thread first hands the tokenizer's Unicode rules to the
+    `workers` through the `rules` queue, which they read once they have imported TensorFlow."""
     try:
-        tokenizer = make_tokenizer(vocab_file, options.do_lower_case, options.strip_accents)
+        if parent_pid is None:
+            from electra_tf.tokenization import unicode_rules
+
+            for shared in [unicode_rules()] * workers:
+                rules.put(shared)
+            tokenizer = make_tokenizer(vocab_file, options.do_lower_case, options.strip_accents)
+        else:
+            tokenizer = make_tokenizer(vocab_file, options.do_lower_case, options.strip_accents,
+                                       rules.get())
         ctx = WorkerContext(corpus, tokenizer, output_dir, options.max_seq_length, options.seed,
                             lambda *args: reports.put(("progress", *args)))
         # a worker whose main process was killed stops, leaving the rest to a re-run
@@ -322,12 +342,11 @@ def _work(tasks, counter, corpus, vocab_file, options: BuildOptions, output_dir,
         reports.put(("error", False, traceback.format_exc()))
 
 
-def _worker_process(tasks, counter, corpus, vocab_file, options, output_dir, reports,
-                    parent_pid):
+def _worker_process(*args):
     # One process per core: TensorFlow's own thread pools would only compete with the others.
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    _work(tasks, counter, corpus, vocab_file, options, output_dir, reports, parent_pid)
+    _work(*args)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -354,18 +373,9 @@ def _our_files(output_dir: str) -> list[str]:
     return found
 
 
-def _user_path(operation, path: str):
-    """A tf.io.gfile call on --output_dir: a filesystem that refuses it (no credentials, a
-    bucket that does not exist) is one error line naming the path."""
-    try:
-        return operation(path)
-    except tf.errors.OpError as e:
-        raise cli.UserError(f"--output_dir={path}: {io.first_line(e)}") from None
-
-
 def check_output_dir(output_dir: str, manifest: dict, overwrite: bool) -> bool:
     """Decides between a fresh build and a resume (True), or refuses; writes nothing."""
-    exists = _user_path(tf.io.gfile.exists, output_dir)
+    exists = io.checked(tf.io.gfile.exists, output_dir, "--output_dir")
     is_dir = exists and tf.io.gfile.isdir(output_dir)
     if exists and not is_dir:
         raise cli.UserError(f"--output_dir={output_dir} exists and is not a directory")
@@ -431,12 +441,8 @@ def plan(options: BuildOptions, log=print) -> BuildPlan:
     num_out_files = options.num_out_files or default_num_out_files(size_for_default)
     if options.vocab_file:
         vocab_file = io.absolute(options.vocab_file)
-        try:
-            found = tf.io.gfile.exists(vocab_file) and not tf.io.gfile.isdir(vocab_file)
-        except tf.errors.OpError as e:
-            raise cli.UserError(f"--vocab_file={options.vocab_file}: {io.first_line(e)}") \
-                from None
-        if not found:
+        if not io.checked(lambda p: tf.io.gfile.exists(p) and not tf.io.gfile.isdir(p),
+                          vocab_file, "--vocab_file"):
             raise cli.UserError(f"--vocab_file={options.vocab_file}: no such file")
         vocab_identity = {"sha256": io.sha256_file(vocab_file)}
     else:
@@ -542,8 +548,9 @@ def _run_tasks(pending: list[ShardTask], corpus, vocab_file: str, options: Build
 
     context = multiprocessing.get_context("spawn")
     counter = context.Value("q", 0)
-    reports = context.Queue()
-    args = (pending, counter, corpus, vocab_file, options, output_dir, reports)
+    reports, rules = context.Queue(), context.Queue()
+    args = (pending, counter, corpus, vocab_file, options, output_dir, reports, rules,
+            processes - 1)
     workers = [context.Process(target=_worker_process, args=(*args, os.getpid()), daemon=True)
                for _ in range(processes - 1)]
     for worker in workers:  # they import TensorFlow while this process already works

@@ -16,9 +16,10 @@ it produces the same examples:
 Sentences whose tokenization is empty change nothing in the reference (they never draw a random
 number and never change a segment length), so they are skipped here.
 
-Unlike the reference, which builds one tf.train.Example per example in Python, examples are
-written into numpy arrays and serialized in batches by `serialize_examples`, which emits exactly
-the bytes of `tf.train.Example.SerializeToString(deterministic=True)`.
+Unlike the reference, which builds one tf.train.Example per example in Python, the examples come
+out serialized, with exactly the bytes of `tf.train.Example.SerializeToString(deterministic=True)`:
+each batch of sentences is varint-encoded once, and an example's record is joined from the byte
+ranges of its sentences and headers that depend only on lengths.
 """
 
 import dataclasses
@@ -35,25 +36,22 @@ SINGLE_SEGMENT_TARGET = 100_000  # the reference's "no limit" for segment A; kep
 
 @dataclasses.dataclass
 class Examples:
-    """A batch of packed examples: token ids and where each example's segments end."""
+    """A batch of packed examples: their serialized tf.train.Example records and layout."""
 
-    input_ids: np.ndarray  # int32 [n, max_seq_length], zero padded
+    records: list  # bytes of each tf.train.Example
     lengths: np.ndarray  # int32 [n]: tokens before the padding, [CLS] and [SEP]s included
     segment_b_start: np.ndarray  # int32 [n]: first position of segment 1 (== length if none)
 
     def __len__(self) -> int:
         return len(self.lengths)
 
-    @property
-    def input_mask(self) -> np.ndarray:
-        positions = np.arange(self.input_ids.shape[1], dtype=np.int32)
-        return (positions[None, :] < self.lengths[:, None]).astype(np.int32)
 
-    @property
-    def segment_ids(self) -> np.ndarray:
-        positions = np.arange(self.input_ids.shape[1], dtype=np.int32)
-        return ((positions[None, :] >= self.segment_b_start[:, None]) &
-                (positions[None, :] < self.lengths[:, None])).astype(np.int32)
+class _Batch:
+    """A batch of sentences' token ids, varint-encoded once: `data[offsets[i]:offsets[j]]` are
+    the bytes of tokens i to j - 1."""
+
+    def __init__(self, flat_ids: np.ndarray):
+        self.data, self.offsets = _varints(flat_ids)
 
 
 class ExampleBuilder:
@@ -63,13 +61,14 @@ class ExampleBuilder:
         if max_seq_length < MIN_RANDOM_TARGET:
             raise ValueError(f"max_seq_length must be at least {MIN_RANDOM_TARGET}")
         self.max_seq_length = max_seq_length
-        self.cls_id = cls_id
-        self.sep_id = sep_id
         self.rng = rng
+        self._cls = _varint(cls_id)
+        self._sep = _varint(sep_id)
+        self._serializer = _serializer(max_seq_length)
         self._target_length = max_seq_length
-        self._sentences: list[np.ndarray] = []
+        self._sentences: list[tuple[_Batch, int, int]] = []  # (batch, first token, length)
         self._length = 0
-        self._rows: list[np.ndarray] = []
+        self._records: list[bytes] = []
         self._lengths: list[int] = []
         self._b_starts: list[int] = []
 
@@ -80,11 +79,12 @@ class ExampleBuilder:
         `flat_ids[row_splits[i]:row_splits[i + 1]]` are sentence i's token ids; a document ends
         after sentence i when `document_ends[i]`. Documents may continue across calls.
         """
+        batch = _Batch(flat_ids)
         splits = row_splits.tolist()
         for i, end_of_document in enumerate(document_ends):
             start, stop = splits[i], splits[i + 1]
             if stop > start:
-                self._sentences.append(flat_ids[start:stop])
+                self._sentences.append((batch, start, stop - start))
                 self._length += stop - start
                 if self._length >= self._target_length:
                     self._create_example()
@@ -97,12 +97,9 @@ class ExampleBuilder:
 
     def take_examples(self) -> Examples:
         """Returns (and forgets) the examples completed so far."""
-        n = len(self._lengths)
-        input_ids = (np.stack(self._rows) if n else
-                     np.zeros((0, self.max_seq_length), dtype=np.int32))
-        examples = Examples(input_ids, np.array(self._lengths, dtype=np.int32),
+        examples = Examples(self._records, np.array(self._lengths, dtype=np.int32),
                             np.array(self._b_starts, dtype=np.int32))
-        self._rows, self._lengths, self._b_starts = [], [], []
+        self._records, self._lengths, self._b_starts = [], [], []
         return examples
 
     def _create_example(self) -> None:
@@ -116,7 +113,7 @@ class ExampleBuilder:
         first, second = [], []
         first_length = second_length = 0
         for sentence in self._sentences:
-            n = len(sentence)
+            n = sentence[2]
             if (first_length == 0 or first_length + n < first_target or
                     (second_length == 0 and first_length < first_target and
                      rng.random() < 0.5)):
@@ -128,17 +125,17 @@ class ExampleBuilder:
 
         first_length = min(first_length, max_len - 2)
         second_length = min(second_length, max(0, max_len - first_length - 3))
-        row = np.zeros(max_len, dtype=np.int32)
-        row[0] = self.cls_id
-        row[1:1 + first_length] = np.concatenate(first)[:first_length]
-        row[1 + first_length] = self.sep_id
+        # [CLS] A [SEP] (B [SEP]), each segment cut to its length, then zero padding
+        pieces = [self._cls]
+        _take(first, first_length, pieces)
+        pieces.append(self._sep)
         length = b_start = first_length + 2
         if second_length:
-            row[length:length + second_length] = np.concatenate(second)[:second_length]
-            length += second_length
-            row[length] = self.sep_id
-            length += 1
-        self._rows.append(row)
+            _take(second, second_length, pieces)
+            pieces.append(self._sep)
+            length += second_length + 1
+        pieces.append(_zeros(max_len - length))
+        self._records.append(self._serializer.record(b"".join(pieces), length, b_start))
         self._lengths.append(length)
         self._b_starts.append(b_start)
 
@@ -148,6 +145,22 @@ class ExampleBuilder:
             self._target_length = rng.randint(MIN_RANDOM_TARGET, max_len)
         else:
             self._target_length = max_len
+
+
+def _take(sentences: list, budget: int, pieces: list) -> None:
+    """Appends the bytes of the sentences' first `budget` tokens to `pieces`."""
+    for batch, start, n in sentences:
+        n = min(n, budget)
+        if n <= 0:
+            return
+        offsets = batch.offsets
+        pieces.append(batch.data[offsets[start]:offsets[start + n]])
+        budget -= n
+
+
+@functools.lru_cache(maxsize=1024)
+def _zeros(count: int) -> bytes:
+    return bytes(count)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -160,23 +173,21 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-def _varint_rows(values: np.ndarray) -> list[bytes]:
-    """Protobuf varint encoding of each row of an int array with values in [0, 2**28)."""
-    rows = values.shape[0]
-    if not values.size:
-        return [b""] * rows
-    if values.min() < 0 or values.max() >= 1 << 28:
+def _varints(ids: np.ndarray) -> tuple[bytes, list[int]]:
+    """Protobuf varint encoding of token ids in [0, 2**28): the bytes of all of them, one after
+    the other, and where each id's bytes start (with the end last)."""
+    if ids.size and (ids.min() < 0 or ids.max() >= 1 << 28):
         raise ValueError("token ids must be in [0, 2**28)")
-    x = values.astype(np.int32).ravel()
+    x = ids.astype(np.int32).ravel()
     n_bytes = (1 + (x >= 1 << 7).view(np.int8) + (x >= 1 << 14).view(np.int8) +
                (x >= 1 << 21).view(np.int8))
     groups = np.empty((x.size, 4), dtype=np.uint8)  # little-endian 7-bit groups
     for k in range(4):
         groups[:, k] = ((x >> (7 * k)) & 0x7F) | ((n_bytes > k + 1) << 7)
     keep = np.arange(4, dtype=np.int8)[None, :] < n_bytes[:, None]
-    flat = groups[keep].tobytes()
-    row_ends = np.cumsum(n_bytes.reshape(rows, -1).sum(axis=1)).tolist()
-    return [flat[a:b] for a, b in zip([0] + row_ends[:-1], row_ends)]
+    offsets = np.zeros(x.size + 1, dtype=np.int64)
+    np.cumsum(n_bytes, out=offsets[1:])
+    return groups[keep].tobytes(), offsets.tolist()
 
 
 def _feature_entry_prefix(name: str, payload_length: int) -> bytes:
@@ -195,7 +206,7 @@ def _feature_entry_prefix(name: str, payload_length: int) -> bytes:
 
 
 class _ExampleSerializer:
-    """Caches every header that depends only on lengths, so each example is one bytes join."""
+    """Caches every header that depends only on lengths, so each record is one bytes join."""
 
     def __init__(self, max_seq_length: int):
         self.max_seq_length = max_seq_length
@@ -216,6 +227,10 @@ class _ExampleSerializer:
             self._heads[ids_length] = head
         return head
 
+    def record(self, ids: bytes, length: int, b_start: int) -> bytes:
+        """The Example of the packed (varint) input_ids and the example's layout."""
+        return b"".join((self.head(len(ids)), ids, self.mask_and_segments(length, b_start)))
+
     def mask_and_segments(self, length: int, b_start: int) -> bytes:
         tail = self._segments.get((length, b_start))
         if tail is None:
@@ -229,13 +244,3 @@ class _ExampleSerializer:
 @functools.lru_cache(maxsize=16)
 def _serializer(max_seq_length: int) -> _ExampleSerializer:
     return _ExampleSerializer(max_seq_length)
-
-
-def serialize_examples(examples: Examples) -> list[bytes]:
-    """tf.train.Example bytes (deterministic serialization) for each packed example."""
-    serializer = _serializer(examples.input_ids.shape[1])
-    head, tail = serializer.head, serializer.mask_and_segments
-    return [head(len(ids)) + ids + tail(length, b_start)
-            for ids, length, b_start in zip(_varint_rows(examples.input_ids),
-                                            examples.lengths.tolist(),
-                                            examples.segment_b_start.tolist())]

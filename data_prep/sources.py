@@ -23,6 +23,11 @@ blank line before it), so a worker can seek straight to its range. For TFDS, sha
 example indices.
 """
 
+# First, also in worker processes (spawned or Beam's), which import this module before anything
+# else of ours: TensorFlow imported with its C++ start-up notices filtered (electra_tf/cli.py).
+from electra_tf import cli  # isort: skip
+
+# isort: split
 import codecs
 import dataclasses
 import glob
@@ -34,7 +39,7 @@ from typing import BinaryIO
 import tensorflow as tf
 from absl import logging
 
-from electra_tf import cli, io
+from electra_tf import io
 from electra_tf.io import first_line
 
 MAX_LINE_BYTES = 1 << 20
@@ -250,9 +255,9 @@ def resolve_files(corpus_dir: str | None, corpus_files: list[str]) -> list[str]:
     sorted) or --corpus_files (globs, each matched file sorted, in the order of the globs)."""
     paths: list[str] = []
     if corpus_dir:
-        if not _gfile(tf.io.gfile.isdir, corpus_dir, "--corpus_dir"):
+        if not io.checked(tf.io.gfile.isdir, corpus_dir, "--corpus_dir"):
             raise cli.UserError(f"--corpus_dir={corpus_dir}: no such directory")
-        names = sorted(n.rstrip("/") for n in _gfile(tf.io.gfile.listdir, corpus_dir,
+        names = sorted(n.rstrip("/") for n in io.checked(tf.io.gfile.listdir, corpus_dir,
                                                       "--corpus_dir"))
         paths = [p for p in (io.join(corpus_dir, n) for n in names if not n.startswith("."))
                  if not tf.io.gfile.isdir(p)]
@@ -262,7 +267,7 @@ def resolve_files(corpus_dir: str | None, corpus_files: list[str]) -> list[str]:
         if "://" not in pattern:
             pattern = os.path.expanduser(pattern)
         # Python's glob for local paths (it knows "**"); any other filesystem through gfile.
-        found = (_gfile(tf.io.gfile.glob, pattern, "--corpus_files") if "://" in pattern
+        found = (io.checked(tf.io.gfile.glob, pattern, "--corpus_files") if "://" in pattern
                  else glob.glob(pattern, recursive=True))
         matches = sorted(p for p in found if not tf.io.gfile.isdir(p))
         if not matches:
@@ -342,12 +347,3 @@ class TfdsCorpus:
                 yield None
             if progress is not None:
                 progress[0] = i + 1
-
-
-def _gfile(operation, path: str, flag: str):
-    """A tf.io.gfile call on a user path; a filesystem that refuses it (no credentials, a bucket
-    that does not exist) is one error line naming the path."""
-    try:
-        return operation(path)
-    except tf.errors.OpError as e:
-        raise cli.UserError(f"{flag}={path}: {first_line(e)}") from None

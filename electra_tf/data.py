@@ -34,7 +34,7 @@ def expand_file_patterns(file_patterns, flag: str = "--train_files") -> list:
         raise UserError(f"{flag} is empty")
     files = set()
     for pattern in patterns:
-        matched = tf.io.gfile.glob(pattern)
+        matched = io.checked(tf.io.gfile.glob, pattern, flag)
         if not matched:
             raise UserError(f"no files match {flag} pattern {pattern!r}")
         files.update(m for m in matched if not m.endswith(".json"))

@@ -34,6 +34,18 @@ def first_line(error: BaseException) -> str:
     return re.sub(r"\s*\[Op:[^\]]*\].*$", "", line).strip() or type(error).__name__
 
 
+def checked(operation, path: str, flag: str):
+    """`operation(path)`, a tf.io.gfile call on a path the user gave: a filesystem that refuses
+    it (no credentials, a bucket that does not exist, no network) is one error line naming the
+    flag and the path instead of a traceback."""
+    from electra_tf.cli import UserError  # cli imports TensorFlow first, quietly
+
+    try:
+        return operation(path)
+    except tf.errors.OpError as e:
+        raise UserError(f"{flag}={path}: {first_line(e)}") from None
+
+
 def join(*parts: str) -> str:
     """Joins path parts; URL-style paths (gs://, ram://) always with '/'."""
     if "://" in parts[0]:

@@ -115,10 +115,8 @@ def build_serving_module(opened: checkpoint_io.Opened, vocab_file: str | None = 
 
 def next_version(export_dir: str) -> int:
     """One more than the highest integer version directory in export_dir (1 when none)."""
-    try:
-        names = io.listdir(export_dir) if tf.io.gfile.isdir(export_dir) else []
-    except tf.errors.OpError as e:  # e.g. a bucket that does not exist, no credentials
-        raise UserError(f"--export_dir={export_dir}: {io.first_line(e)}") from None
+    names = io.checked(lambda path: io.listdir(path) if tf.io.gfile.isdir(path) else [],
+                       export_dir, "--export_dir")
     return max((int(name) for name in names if name.isdigit()), default=0) + 1
 
 
@@ -169,10 +167,7 @@ def save(module: serving.ServingModule, export_dir: str, version: int | None = N
         raise UserError(f"--version={version} must be a non-negative integer")
     target = io.join(export_dir, str(version))
     _refuse_existing(target, overwrite)
-    try:
-        tf.io.gfile.makedirs(export_dir)
-    except tf.errors.OpError as e:
-        raise UserError(f"--export_dir={export_dir}: {io.first_line(e)}") from None
+    io.checked(tf.io.gfile.makedirs, export_dir, "--export_dir")
     # A hidden name: TF Serving only loads directories whose name is an integer.
     with io.staging_directory(export_dir, f"export-{version}") as staging:
         tf.saved_model.save(module, staging, signatures=module.signatures())

@@ -394,10 +394,7 @@ def run(options: FinetuneOptions) -> dict:
     task = registry.get_task(options.task, options)
     tokenizer = Tokenizer(options.vocab_file, do_lower_case=options.do_lower_case,
                           strip_accents=options.do_lower_case)
-    try:
-        tf.io.gfile.makedirs(options.model_dir)
-    except tf.errors.OpError as e:  # e.g. a bucket that does not exist, no credentials
-        raise UserError(f"--model_dir={options.model_dir}: {io.first_line(e)}") from None
+    io.checked(tf.io.gfile.makedirs, options.model_dir, "--model_dir")
     task.prepare(options.model_dir, options.do_train)
     config = resolve_config(options, tokenizer)
     data = {}

@@ -56,6 +56,11 @@ def open_inputs(options: PretrainOptions) -> _Inputs:
     from electra_tf.tokenization import load_vocab  # the one definition of a valid vocab
 
     options.validate()
+    # The filesystems of the output and of the checkpoint are reachable before the model is built.
+    io.checked(tf.io.gfile.exists, options.model_dir, "--model_dir")
+    if options.init_checkpoint:
+        io.checked(lambda path: tf.io.gfile.glob(path + "*"), options.init_checkpoint,
+                   "--init_checkpoint")
     vocab = load_vocab(options.vocab_file)
     train_files = data.expand_file_patterns(options.train_files, "--train_files")
     _check_vocab_matches_shards(options.vocab_file, train_files)

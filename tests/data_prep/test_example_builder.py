@@ -9,20 +9,44 @@ import pytest
 import tensorflow as tf
 
 from bench.reference.example_builder import ReferenceExampleBuilder, to_tf_example
-from data_prep.example_builder import ExampleBuilder, serialize_examples
+from data_prep.example_builder import ExampleBuilder, Examples
 
 CLS, SEP = 2, 3
 
 
-def pack(sentence_lengths, document_ends, max_len=128, seed=0, vocab=1000):
-    """Packs sentences of the given lengths (random ids >= 5) with ExampleBuilder."""
+def pack(sentence_lengths, document_ends, max_len=128, seed=0, vocab=1000, batches=1):
+    """Packs sentences of the given lengths (random ids >= 5) with ExampleBuilder, handing
+    them over in `batches` calls cut at random sentences, as the builder does per block (a
+    document that ends at a cut ends either in the batch or by end_document after it)."""
     rng = np.random.default_rng(seed)
     splits = np.concatenate([[0], np.cumsum(sentence_lengths)]).astype(np.int64)
     flat = rng.integers(5, vocab, size=int(splits[-1])).astype(np.int32)
     builder = ExampleBuilder(max_len, CLS, SEP, random.Random(seed))
-    builder.add_sentences(flat, splits, list(document_ends))
+    n = len(sentence_lengths)
+    cuts = [0] + sorted(rng.choice(np.arange(1, n), size=batches - 1, replace=False)) + [n]
+    parts = []
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        ends = list(document_ends[a:b])
+        late_end = ends[-1] and rng.random() < 0.5
+        ends[-1] = ends[-1] and not late_end
+        builder.add_sentences(flat[splits[a]:splits[b]], splits[a:b + 1] - splits[a], ends)
+        if late_end:
+            builder.end_document()
+        if rng.random() < 0.5:  # taken now or with a later batch's examples
+            parts.append(builder.take_examples())
     builder.end_document()
-    return builder.take_examples(), flat
+    parts.append(builder.take_examples())
+    return Examples(sum((p.records for p in parts), []),
+                    *(np.concatenate([getattr(p, k) for p in parts])
+                      for k in ("lengths", "segment_b_start"))), flat
+
+
+def parsed(examples, max_len):
+    """The records parsed back by TensorFlow: input_ids, input_mask, segment_ids [n, max_len]."""
+    spec = {k: tf.io.FixedLenFeature([max_len], tf.int64)
+            for k in ("input_ids", "input_mask", "segment_ids")}
+    rows = tf.io.parse_example(tf.constant(examples.records, tf.string), spec)
+    return {k: v.numpy() for k, v in rows.items()}
 
 
 def within(observed_count, n, p, sigmas=5.0):
@@ -73,7 +97,8 @@ def test_layout_truncation_and_padding():
     lengths = rng.integers(0, 300, size=5000)
     ends = rng.random(5000) < 0.2
     examples, _ = pack(lengths, ends, max_len=64, seed=1)
-    ids, mask, segments = examples.input_ids, examples.input_mask, examples.segment_ids
+    rows = parsed(examples, 64)
+    ids, mask, segments = rows["input_ids"], rows["input_mask"], rows["segment_ids"]
     for i in range(len(examples)):
         length, b_start = int(examples.lengths[i]), int(examples.segment_b_start[i])
         assert 3 <= length <= 64 and 2 <= b_start <= length
@@ -97,7 +122,7 @@ def test_truncation_keeps_the_heads_of_the_segments():
     for seed in range(40):
         examples, flat = pack([50, 200], [False, True], max_len=64, seed=seed)
         assert len(examples) == 1
-        ids, length, b_start = examples.input_ids[0], examples.lengths[0], \
+        ids, length, b_start = parsed(examples, 64)["input_ids"][0], examples.lengths[0], \
             examples.segment_b_start[0]
         if b_start == length:
             assert length == 64 and (ids[1:63] == flat[:62]).all()
@@ -112,20 +137,22 @@ def test_truncation_keeps_the_heads_of_the_segments():
 def test_a_document_end_makes_a_short_padded_example():
     examples, flat = pack([7], [True], max_len=16)
     assert examples.lengths.tolist() == [9]
-    assert examples.input_ids[0].tolist() == [CLS] + flat.tolist() + [SEP] + [0] * 7
-    assert examples.input_mask[0].tolist() == [1] * 9 + [0] * 7
+    rows = parsed(examples, 16)
+    assert rows["input_ids"][0].tolist() == [CLS] + flat.tolist() + [SEP] + [0] * 7
+    assert rows["input_mask"][0].tolist() == [1] * 9 + [0] * 7
 
 
-@pytest.mark.parametrize("max_len,seed", [(5, 0), (16, 1), (128, 2), (128, 3)])
-def test_same_bytes_as_the_reference_packer(max_len, seed):
+@pytest.mark.parametrize("max_len,seed,batches", [(5, 0, 1), (16, 1, 1), (128, 2, 1),
+                                                   (128, 3, 1), (16, 4, 40), (128, 5, 300)])
+def test_same_bytes_as_the_reference_packer(max_len, seed, batches):
     rng = np.random.default_rng(seed)
     n = 3000
     # sentence lengths including empty ones (lines that tokenize to nothing) and long ones
     lengths = rng.choice([0, 1, 3, 8, 20, 40, 90, 300], size=n,
                          p=[.05, .05, .1, .3, .3, .1, .05, .05])
     ends = rng.random(n) < 0.15
-    examples, flat = pack(lengths, ends, max_len=max_len, seed=seed)
-    ours = serialize_examples(examples)
+    examples, flat = pack(lengths, ends, max_len=max_len, seed=seed, batches=batches)
+    ours = examples.records
 
     starts = np.concatenate([[0], np.cumsum(lengths)])
     sentences = iter([flat[a:b].tolist() for a, b in zip(starts[:-1], starts[1:])])
@@ -145,19 +172,14 @@ def test_same_bytes_as_the_reference_packer(max_len, seed):
 
 
 def test_serialized_examples_parse_back_including_large_ids():
-    ids = np.array([[CLS, 127, 128, 16383, 16384, 2 ** 21 - 1, 2 ** 21, 2 ** 28 - 1, SEP, 0]],
-                   dtype=np.int64)
-    from data_prep.example_builder import Examples
-
-    examples = Examples(ids.astype(np.int32), np.array([9], np.int32), np.array([4], np.int32))
-    record = serialize_examples(examples)[0]
-    spec = {k: tf.io.FixedLenFeature([10], tf.int64)
-            for k in ("input_ids", "input_mask", "segment_ids")}
-    parsed = tf.io.parse_single_example(record, spec)
-    assert parsed["input_ids"].numpy().tolist() == ids[0].tolist()
-    assert parsed["input_mask"].numpy().tolist() == [1] * 9 + [0]
-    assert parsed["segment_ids"].numpy().tolist() == [0] * 4 + [1] * 5 + [0]
-    reference = to_tf_example({"input_ids": ids[0].tolist(),
-                               "input_mask": [1] * 9 + [0],
-                               "segment_ids": [0] * 4 + [1] * 5 + [0]})
-    assert record == reference
+    ids = [127, 128, 16383, 16384, 2 ** 21 - 1, 2 ** 21, 2 ** 28 - 1]  # 1 to 4 varint bytes
+    builder = ExampleBuilder(10, CLS, SEP, random.Random(0))
+    builder.add_sentences(np.array(ids, np.int32), np.array([0, 7]), [True])
+    examples = builder.take_examples()
+    assert len(examples) == 1  # one sentence: segment A alone, whatever the draws
+    expected = {"input_ids": [CLS] + ids + [SEP, 0], "input_mask": [1] * 9 + [0],
+                "segment_ids": [0] * 10}
+    assert {k: v[0].tolist() for k, v in parsed(examples, 10).items()} == expected
+    assert examples.records[0] == to_tf_example(expected)
+    with pytest.raises(ValueError, match="token ids"):
+        builder.add_sentences(np.array([2 ** 28], np.int32), np.array([0, 1]), [True])

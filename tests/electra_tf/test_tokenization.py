@@ -138,6 +138,43 @@ def test_random_unicode_matches_reference(tokenizers, vocab_file, options):
     assert not mismatches, [repr(s) for s in mismatches[:5]]
 
 
+@pytest.mark.parametrize("options", TOKENIZER_OPTIONS)
+def test_printable_ascii_lines_match_reference(tokenizers, vocab_file, options):
+    """Lines of printable ASCII only take the tokenizer's short way; mixed into a batch with
+    other lines, each must still get the reference's pieces, in its own place."""
+    tokenizer, oracle = tokenizers[options], _oracle(vocab_file, *options)
+    rng = random.Random(7)
+    printable = [chr(c) for c in range(0x20, 0x7F)]
+    words = [t.lstrip("#") for t in tokenizer.vocab if t.isascii() and not t.startswith("[")]
+    lines = []
+    for i in range(600):
+        parts = []
+        for _ in range(rng.randint(0, 30)):
+            r = rng.random()
+            word = rng.choice(words)
+            parts.append(word.upper() if r < 0.2 else word if r < 0.6 else rng.choice(printable))
+        line = "".join(parts)
+        if i % 5 == 0:  # every fifth line leaves printable ASCII
+            line += rng.choice(["\t", "\x7f", "\u00c9", "\u03a3", "\x00", "\u3000x"])
+        lines.append(line)
+    got = tokenizer.ids(lines)
+    mismatches = [s for s, ids in zip(lines, got) if ids != oracle.ids(s)]
+    assert not mismatches, [repr(s) for s in mismatches[:5]]
+
+
+def test_a_vocabulary_of_punctuated_tokens_only(tmp_path):
+    """tensorflow-text cannot build its splitting WordPiece model from tokens that all hold
+    punctuation; such a vocabulary still tokenizes as the reference does."""
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(list(SPECIAL_TOKENS) + ["!", "##!", "a.b"]) + "\n",
+                    encoding="utf-8")
+    lines = ["Hello, world!", "a.b !!", ""]
+    assert Tokenizer(str(path)).pieces(lines) == [
+        ["[UNK]", "[UNK]", "[UNK]", "!"], ["[UNK]", "[UNK]", "[UNK]", "!", "!"], []]
+    assert Tokenizer(str(path)).pieces(lines) == [_oracle(str(path), True, True).tokenize(t)
+                                                  for t in lines]
+
+
 def test_rules_on_a_hand_made_vocab(tmp_path):
     """Expected pieces worked out by hand from the recipe's rules."""
     path = tmp_path / "vocab.txt"

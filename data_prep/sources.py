@@ -255,7 +255,9 @@ def resolve_files(corpus_dir: str | None, corpus_files: list[str]) -> list[str]:
     sorted) or --corpus_files (globs, each matched file sorted, in the order of the globs)."""
     paths: list[str] = []
     if corpus_dir:
-        if not io.checked(tf.io.gfile.isdir, corpus_dir, "--corpus_dir"):
+        # isdir answers False where the filesystem refuses (no credentials, no such bucket)
+        io.checked(tf.io.gfile.exists, corpus_dir, "--corpus_dir")
+        if not tf.io.gfile.isdir(corpus_dir):
             raise cli.UserError(f"--corpus_dir={corpus_dir}: no such directory")
         names = sorted(n.rstrip("/") for n in io.checked(tf.io.gfile.listdir, corpus_dir,
                                                       "--corpus_dir"))

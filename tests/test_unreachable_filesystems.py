@@ -17,6 +17,7 @@ import tensorflow as tf
 from data_prep import build, sources
 from electra_tf import data
 from electra_tf.cli import UserError
+from electra_tf.finetune import glue
 from electra_tf.pretraining import app
 from electra_tf.pretraining.options import PretrainOptions
 from tests.data_prep.corpus_fixtures import write_corpus, write_vocab
@@ -24,6 +25,7 @@ from tests.electra_tf.pretraining.test_app import TINY
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFUSING = "s3://electra-tf-no-such-bucket"
+REFUSAL = "File system scheme 's3' not implemented"  # the filesystem's own words, passed on
 
 
 def test_the_refusing_filesystem_refuses():
@@ -34,30 +36,36 @@ def test_the_refusing_filesystem_refuses():
 def test_builder_corpus_output_and_vocab(tmp_path):
     corpus = str(write_corpus(tmp_path / "corpus.txt", n_docs=5))
     vocab = str(write_vocab(tmp_path / "vocab.txt"))
-    with pytest.raises(UserError, match=rf"^--corpus_files={REFUSING}/\*\.txt: "):
+    with pytest.raises(UserError, match=rf"^--corpus_files={REFUSING}/\*\.txt: {REFUSAL}"):
         sources.resolve_files(None, [f"{REFUSING}/*.txt"])
-    with pytest.raises(UserError, match=rf"^--corpus_dir={REFUSING}/text: "):
+    # (tf.io.gfile.isdir answers False there: "no such directory" would hide the reason)
+    with pytest.raises(UserError, match=rf"^--corpus_dir={REFUSING}/text: {REFUSAL}"):
         sources.resolve_files(f"{REFUSING}/text", [])
     cases = {"--output_dir": dict(output_dir=f"{REFUSING}/out", vocab_file=vocab),
              "--vocab_file": dict(output_dir=str(tmp_path / "out"),
                                   vocab_file=f"{REFUSING}/vocab.txt")}
     for flag, paths in cases.items():
         path = paths["output_dir" if flag == "--output_dir" else "vocab_file"]
-        with pytest.raises(UserError, match=rf"^{flag}={path}: "):
+        with pytest.raises(UserError, match=rf"^{flag}={path}: {REFUSAL}"):
             build.build(build.BuildOptions(corpus_files=(corpus,), **paths), log=lambda _: None)
     assert not (tmp_path / "out").exists()  # refused before anything was written
 
 
 def test_pretraining_paths(tmp_path):
-    with pytest.raises(UserError, match=rf"^--train_files={REFUSING}/\*: "):
+    with pytest.raises(UserError, match=rf"^--train_files={REFUSING}/\*: {REFUSAL}"):
         data.expand_file_patterns(f"{REFUSING}/*", "--train_files")
     for flag, value in (("model_dir", f"{REFUSING}/model"),
                         ("init_checkpoint", f"{REFUSING}/model/ckpt-1")):
         paths = {"model_dir": str(tmp_path / "model"), flag: value}
         options = PretrainOptions(train_files=str(tmp_path / "none-*"),
                                   vocab_file=str(tmp_path / "vocab.txt"), **{**TINY, **paths})
-        with pytest.raises(UserError, match=rf"^--{flag}={value}: "):
+        with pytest.raises(UserError, match=rf"^--{flag}={value}: {REFUSAL}"):
             app.open_inputs(options)
+
+
+def test_glue_data_dir():
+    with pytest.raises(UserError, match=rf"^--data_dir={REFUSING}/glue: {REFUSAL}"):
+        glue.GlueTsvReader(glue.SPECS["rte"], f"{REFUSING}/glue")
 
 
 def test_entry_script_prints_one_line_and_exits_2(tmp_path):
@@ -69,4 +77,4 @@ def test_entry_script_prints_one_line_and_exits_2(tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(
-        f"error: --model_dir={REFUSING}/model: "), result.stderr[-2000:]
+        f"error: --model_dir={REFUSING}/model: {REFUSAL}"), result.stderr[-2000:]

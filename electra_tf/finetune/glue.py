@@ -85,12 +85,10 @@ class GlueTsvReader:
     def __init__(self, spec: GlueSpec, data_dir: str):
         self.spec = spec
         nested = io.join(data_dir, spec.directory)
-        try:
-            self.directory = nested if tf.io.gfile.isdir(nested) else data_dir
-            found = tf.io.gfile.isdir(self.directory)
-        except tf.errors.OpError as e:  # e.g. a bucket that does not exist, no credentials
-            raise UserError(f"--data_dir={data_dir}: {io.first_line(e)}") from None
-        if not found:
+        # isdir answers False where the filesystem refuses (no credentials, no such bucket)
+        io.checked(tf.io.gfile.exists, data_dir, "--data_dir")
+        self.directory = nested if tf.io.gfile.isdir(nested) else data_dir
+        if not tf.io.gfile.isdir(self.directory):
             raise UserError(f"--data_dir={data_dir}: directory not found")
         self._cache: dict = {}
 

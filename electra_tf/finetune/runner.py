@@ -138,8 +138,8 @@ def train_input_fn(arrays: dict, seed: int):
 
 def worker_rows(batches: tf.data.Dataset, global_batch_size: int,
                 context: tf.distribute.InputContext) -> tf.data.Dataset:
-    """This input pipeline's consecutive rows of each global batch (the Trainer's and
-    `distribute.worker_dataset`'s input contract)."""
+    """This input pipeline's consecutive rows of each global batch (the input contract of the
+    Trainer and of `distribute.distribute_input`)."""
     per_worker = global_batch_size // context.num_input_pipelines
     first = context.input_pipeline_id * per_worker
     return batches.map(lambda batch: {k: v[first:first + per_worker] for k, v in batch.items()})
@@ -149,7 +149,7 @@ class Predictor:
     """Per-example model outputs over a FeatureSet, on every replica of the strategy.
 
     The last batch is padded with zero-weight rows to a full global batch (static shapes on
-    every replica); each replica scores consecutive rows (distribute.split_batch, as in
+    every replica); each replica scores consecutive rows (distribute.distribute_input, as in
     training) and the results are gathered in order. One compiled step serves every evaluation
     and prediction of a trial.
     """
@@ -172,8 +172,7 @@ class Predictor:
 
         @tf.function
         def step(batch):
-            values, loss = strategy.run(replica_fn,
-                                        args=(distribute.split_batch(strategy, batch),))
+            values, loss = strategy.run(replica_fn, args=(batch,))
             return ({key: strategy.gather(value, axis=0) for key, value in values.items()},
                     strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None))
 
@@ -181,10 +180,12 @@ class Predictor:
 
     def _dataset(self, arrays: dict) -> tf.data.Dataset:
         def input_fn(global_batch_size: int, context: tf.distribute.InputContext):
-            batches = tf.data.Dataset.from_tensor_slices(arrays).batch(global_batch_size)
+            # padded to whole batches: every batch is full (static shapes for the replicas)
+            batches = tf.data.Dataset.from_tensor_slices(arrays).batch(global_batch_size,
+                                                                       drop_remainder=True)
             return worker_rows(batches, global_batch_size, context)
 
-        return distribute.worker_dataset(self.strategy, input_fn, self.batch_size)
+        return distribute.distribute_input(self.strategy, input_fn, self.batch_size)[0]
 
     def __call__(self, features: tasks.FeatureSet) -> tuple[dict, float]:
         """(outputs {key: numpy [N, ...]} in example order, mean loss over the examples)."""

@@ -21,8 +21,8 @@ iterator prefetches every replica's next batch onto its device (TPU infeed, GPU 
 current step runs: the host never slices a batch in the step. Replica r of R holds rows
 [r*B/R, (r+1)*B/R) of the global batch, whatever the number of workers. TensorFlow cannot save
 such an iterator in a checkpoint; the training loop saves the number of batches it took
-instead and rebuilds the stream from there (electra_tf/training/loop.py). `split_batch` does the
-same cut inside a step, for prediction over in-memory batches.
+instead and rebuilds the stream from there (electra_tf/training/loop.py). Fine-tuning's
+prediction over in-memory features takes the same path.
 """
 
 import contextlib
@@ -188,25 +188,15 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return bool(strategy.extended.should_checkpoint)
 
 
-def worker_dataset(strategy: tf.distribute.Strategy, input_fn, global_batch_size: int
-                   ) -> tf.data.Dataset:
-    """This worker's part of the global input stream, prefetched (`split_batch` cuts it up).
-
-    `input_fn(global_batch_size, input_context)` returns a dataset of this pipeline's rows of
-    each global batch (electra_tf.data.pretraining_dataset does).
-    """
-    return input_fn(global_batch_size, input_context(strategy)).prefetch(tf.data.AUTOTUNE)
-
-
 def distribute_input(strategy: tf.distribute.Strategy, input_fn, global_batch_size: int,
                      micro_batches: int = 1) -> tuple:
     """(the distributed dataset of `input_fn`'s stream, the element spec of one replica's share).
 
     `input_fn(global_batch_size, input_context)` returns this pipeline's rows of each global
-    batch, as for `worker_dataset`. Each worker batch is cut into its local replicas'
-    consecutive rows, in replica order, which is the order in which the distributed iterator
-    deals elements to the replicas. `micro_batches` > 1 stacks that many consecutive batches
-    into one element [micro_batches, rows, ...] per replica (gradient accumulation).
+    batch (electra_tf.data.pretraining_dataset does). Each worker batch is cut into its local
+    replicas' consecutive rows, in replica order, which is the order in which the distributed
+    iterator deals elements to the replicas. `micro_batches` > 1 stacks that many consecutive
+    batches into one element [micro_batches, rows, ...] per replica (gradient accumulation).
     """
     local_replicas = strategy.num_replicas_in_sync // num_workers(strategy)
     specs = []
@@ -238,32 +228,3 @@ def _replica_major(tensor: tf.Tensor, replicas: int, batch_axis: int) -> tf.Tens
         perm[0], perm[batch_axis] = batch_axis, 0
         tensor = tf.transpose(tensor, perm)
     return tensor
-
-
-def split_batch(strategy: tf.distribute.Strategy, batch, batch_axis: int = 0):
-    """A worker's batch (a structure of tensors) -> per-replica values for `strategy.run`.
-
-    Local replica i of L gets the i-th of L equal consecutive slices along `batch_axis`, so
-    global replica order is row order. Works inside a tf.function; with one replica the batch
-    is returned as it is.
-    """
-    replicas = strategy.num_replicas_in_sync
-    if replicas == 1:
-        return batch
-    local_replicas = replicas // num_workers(strategy)
-    offset = worker_index(strategy) * local_replicas
-
-    def rows(context):
-        local = context.replica_id_in_sync_group - offset
-
-        def take(tensor):
-            size = tensor.shape[batch_axis] // local_replicas
-            begin = [0] * tensor.shape.rank
-            begin[batch_axis] = local * size
-            shape = tensor.shape.as_list()
-            shape[batch_axis] = size
-            return tf.slice(tensor, begin, shape)
-
-        return tf.nest.map_structure(take, batch)
-
-    return strategy.experimental_distribute_values_from_function(rows)

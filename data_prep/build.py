@@ -322,7 +322,8 @@ def _work(tasks, counter, corpus, vocab_file, options: BuildOptions, output_dir,
         if parent_pid is None:
             from electra_tf.tokenization import unicode_rules
 
-            for shared in [unicode_rules()] * workers:
+            shared = unicode_rules() if workers else None
+            for _ in range(workers):
                 rules.put(shared)
             tokenizer = make_tokenizer(vocab_file, options.do_lower_case, options.strip_accents)
         else:

@@ -237,11 +237,9 @@ class Tokenizer(tf.Module):
             index[t] for t in SPECIAL_TOKENS)
         self.do_lower_case = bool(do_lower_case)
         self.strip_accents = bool(strip_accents)
-        if rules is None:
-            self._tables = unicode_tables()
-            keys, values = _lower_premap() if self.do_lower_case else ([], [])
-        else:
-            self._tables, (keys, values) = rules[0], rules[1] if self.do_lower_case else ([], [])
+        self._tables, premap = rules or (unicode_tables(),
+                                         _lower_premap() if self.do_lower_case else None)
+        keys, values = premap if self.do_lower_case else ([], [])
         self._premap_keys = tf.constant(keys or [0], tf.int32)
         self._premap_values = tf.constant(values or [0], tf.int32)
         self._premap_class = _char_class(keys) if keys else None

@@ -41,11 +41,10 @@ def test_builder_corpus_output_and_vocab(tmp_path):
     # (tf.io.gfile.isdir answers False there: "no such directory" would hide the reason)
     with pytest.raises(UserError, match=rf"^--corpus_dir={REFUSING}/text: {REFUSAL}"):
         sources.resolve_files(f"{REFUSING}/text", [])
-    cases = {"--output_dir": dict(output_dir=f"{REFUSING}/out", vocab_file=vocab),
-             "--vocab_file": dict(output_dir=str(tmp_path / "out"),
-                                  vocab_file=f"{REFUSING}/vocab.txt")}
-    for flag, paths in cases.items():
-        path = paths["output_dir" if flag == "--output_dir" else "vocab_file"]
+    for flag, path, paths in (
+            ("--output_dir", f"{REFUSING}/out", dict(vocab_file=vocab)),
+            ("--vocab_file", f"{REFUSING}/vocab.txt", dict(output_dir=str(tmp_path / "out")))):
+        paths[flag[2:]] = path
         with pytest.raises(UserError, match=rf"^{flag}={path}: {REFUSAL}"):
             build.build(build.BuildOptions(corpus_files=(corpus,), **paths), log=lambda _: None)
     assert not (tmp_path / "out").exists()  # refused before anything was written
